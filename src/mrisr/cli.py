@@ -1,0 +1,70 @@
+"""Command-line entry point: parse -> typed arguments -> library functions.
+
+Each subcommand lives in ``mrisr/commands/<name>.py`` and exposes ``register(subparsers)``, which adds its
+parser and sets ``func`` (a callable taking the parsed namespace and returning an exit code). Errors
+that are the user's (``MrisrError``) print one line ``mrisr: error: ...`` and exit 1; argparse usage
+errors exit 2; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from mrisr import __version__
+from mrisr.errors import MrisrError
+
+#: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("info", "convert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mrisr",
+        description="MRI super-resolution: degrade, upscale, evaluate, prepare data, train.",
+    )
+    parser.add_argument("--version", action="version", version=f"mrisr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mrisr.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MRISR_DEBUG") == "1"
+    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MrisrError as exc:
+        if debug:
+            raise
+        print(f"mrisr: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mrisr: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if debug:
+            raise
+        print("mrisr: error: out of memory (try a smaller tile/batch size)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback wall
+        if debug:
+            raise
+        print(f"mrisr: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

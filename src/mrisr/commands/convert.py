@@ -1,0 +1,27 @@
+"""`mrisr convert IN OUT`: DICOM <-> NIfTI <-> PNG/TIFF/NPY, geometry kept where the format can hold it."""
+
+from __future__ import annotations
+
+import argparse
+
+from mrisr.io import read_volume, write_volume
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert between DICOM, NIfTI, PNG/TIFF and NPY",
+        description="OUT that is an existing folder, ends with '/', or has no extension is a DICOM series folder.",
+    )
+    p.add_argument("input", help="input scan (file or DICOM folder)")
+    p.add_argument("output", help="output path: .nii/.nii.gz, .png, .tif, .npy or a DICOM folder")
+    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    vol = read_volume(args.input, series=args.series)
+    out = write_volume(vol, args.output, force=args.force)
+    print(f"wrote {out}")
+    return 0

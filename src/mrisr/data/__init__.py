@@ -1,0 +1,1 @@
+"""Volume -> samples: phantoms, slicing, patches, datasets and dataset preparation."""

@@ -1,0 +1,84 @@
+"""Choose a reader by content (magic bytes), falling back to the extension only to break ties."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from mrisr.errors import InputError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+NPY_MAGIC = b"\x93NUMPY"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _nifti_magic(header: bytes) -> bool:
+    # NIfTI-1 magic at byte 344 ("n+1\0" single file, "ni1\0" pair); NIfTI-2 at byte 4 ("n+2\0...").
+    return header[344:348] in (b"n+1\x00", b"ni1\x00") or header[4:8] in (b"n+2\x00", b"ni2\x00")
+
+
+def detect_format(path: str | Path) -> str:
+    """Return one of ``"nifti"``, ``"dicom"``, ``"dicom-folder"``, ``"png"``, ``"tiff"``, ``"npy"``.
+
+    Raises:
+        InputError: the path does not exist, is empty, or its content is of no known format.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_dir():
+        return "dicom-folder"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(544)
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    if not head:
+        raise InputError(f"{p} is empty")
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(p, "rb") as fh:
+                inner = fh.read(544)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{p}: corrupt gzip data ({exc})") from None
+        if _nifti_magic(inner):
+            return "nifti"
+        raise InputError(f"{p}: gzip file that does not hold a NIfTI image")
+    if _nifti_magic(head):
+        return "nifti"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    if head.startswith(TIFF_MAGICS):
+        return "tiff"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    # DICOM without the 128-byte preamble ("raw" data sets): trust the extension, the reader validates.
+    if p.suffix.lower() in (".dcm", ".dicom", ".ima") or p.suffix == "":
+        return "dicom"
+    raise InputError(f"{p}: unknown file format (expected NIfTI, DICOM, PNG, TIFF or NPY)")
+
+
+def output_format(path: str | Path) -> str:
+    """Format of an output path: ``"nifti"``, ``"png"``, ``"tiff"``, ``"npy"`` or ``"dicom-folder"``.
+
+    An existing folder, a path ending with ``/`` or a name without extension is a DICOM series folder.
+    """
+    s = str(path)
+    p = Path(s)
+    if s.endswith(("/", "\\")) or p.is_dir() or p.suffix == "":
+        return "dicom-folder"
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if name.endswith(".png"):
+        return "png"
+    if name.endswith((".tif", ".tiff")):
+        return "tiff"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".dcm"):
+        raise InputError(f"{p}: write a DICOM series to a folder (a path ending with '/'), not a .dcm file")
+    raise InputError(f"{p}: unknown output format (use .nii, .nii.gz, .png, .tif, .npy or a folder for DICOM)")

@@ -1,0 +1,72 @@
+"""NIfTI-1/2 (``.nii``, ``.nii.gz``) <-> Volume through nibabel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from mrisr.errors import InputError
+from mrisr.io.limits import check_voxel_count
+from mrisr.io.volume import Volume
+
+
+def read_nifti(path: str | Path) -> Volume:
+    """Read a 2D/3D/4D NIfTI file; scaling (scl_slope/scl_inter) applied; affine from sform/qform."""
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for broken headers
+        raise InputError(f"cannot read NIfTI {path}: {exc}") from None
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise InputError(f"{path} is not a NIfTI image")
+    shape = tuple(int(s) for s in img.shape)
+    check_voxel_count(shape, path)
+    if len(shape) > 4:
+        # Trailing singleton dimensions (e.g. X, Y, Z, 1, 1) are squeezed; real 5D data is refused.
+        while len(shape) > 4 and shape[-1] == 1:
+            shape = shape[:-1]
+        if len(shape) > 4:
+            raise InputError(f"{path}: {len(img.shape)}D NIfTI with shape {img.shape} is not supported")
+    if np.issubdtype(img.get_data_dtype(), np.complexfloating) or img.get_data_dtype().names:
+        raise InputError(f"{path}: complex or RGB NIfTI data is not supported (one real channel expected)")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    except Exception as exc:
+        raise InputError(f"cannot read voxels of {path} (truncated file?): {exc}") from None
+    if data.ndim == 3 and data.shape[2] == 1 and shape[2] == 1:
+        pass  # a single-slice 3D file stays 3D so that writing it back keeps the slice geometry
+    zooms = img.header.get_zooms()
+    meta: dict[str, object] = {"format": "nifti", "source": str(path), "modality": "MR"}
+    if data.ndim == 4 and len(zooms) >= 4:
+        unit = img.header.get_xyzt_units()[1]
+        scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+        meta["time_spacing"] = float(zooms[3]) * scale
+    descrip = img.header.get("descrip")
+    if descrip is not None:
+        text = np.asarray(descrip).tobytes().split(b"\x00")[0].decode("latin-1").strip()
+        if text:
+            meta["series_description"] = text
+    vol = Volume(data=data, affine=img.affine, meta=meta)
+    vol.check_finite()
+    return vol
+
+
+def write_nifti(volume: Volume, path: str | Path) -> None:
+    """Write ``volume`` as NIfTI-1 float32 with its affine as both sform and qform (code 1, scanner)."""
+    data = volume.data
+    if data.ndim == 2:
+        data = data[:, :, None]
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), volume.affine)
+    img.set_sform(volume.affine, code=1)
+    img.set_qform(volume.affine, code=1)
+    img.header.set_xyzt_units(xyz="mm", t="sec")
+    if data.ndim == 4 and "time_spacing" in volume.meta:
+        zooms = list(img.header.get_zooms())
+        zooms[3] = float(volume.meta["time_spacing"])
+        img.header.set_zooms(zooms)
+    desc = str(volume.meta.get("series_description", ""))[:79]
+    if desc:
+        img.header["descrip"] = desc.encode("latin-1", "replace")
+    nib.save(img, str(path))
