@@ -1,0 +1,116 @@
+"""Volume <-> tensor plumbing shared by degradations and upscalers: layout, cropping, geometry, history.
+
+A Volume's data is ``(X, Y)``, ``(X, Y, Z)`` or ``(X, Y, Z, T)``; tensor ops see ``(T, 1, *spatial)``
+(time frames as the batch). Every grid change goes through :func:`resampled_volume`, which sets the
+affine with :func:`mrisr.io.geometry.rescaled_affine` (field of view kept) and appends a record to
+``meta["history"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from mrisr.errors import ConfigError
+from mrisr.io.geometry import rescaled_affine
+from mrisr.io.volume import Volume
+
+
+def spatial_ndim(vol: Volume) -> int:
+    return len(vol.spatial_shape)
+
+
+def volume_to_tensor(vol: Volume, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(T, 1, *spatial)`` tensor view of the voxels (``T = 1`` without a time axis)."""
+    data = np.asarray(vol.data)
+    if data.ndim == 4:
+        data = np.moveaxis(data, 3, 0)
+    else:
+        data = data[None]
+    return torch.from_numpy(np.ascontiguousarray(data)).to(dtype)[:, None]
+
+
+def tensor_to_data(t: torch.Tensor, time_axis: bool) -> np.ndarray:
+    """Inverse of :func:`volume_to_tensor`: float32 array ``(*spatial[, T])``."""
+    arr = t.detach().cpu()[:, 0].to(torch.float32).numpy()
+    return np.ascontiguousarray(np.moveaxis(arr, 0, -1) if time_axis else arr[0])
+
+
+def normalise_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    """Spatial axes as non-negative ints; ``None`` means the in-plane axes ``(0, 1)``."""
+    if axes is None:
+        return (0, 1)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ConfigError(f"axis {a} is out of range for {ndim} spatial axes")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"axes repeat: {list(axes)}")
+    return tuple(sorted(out))
+
+
+def axis_factors(ndim: int, axes: Sequence[int], scale: float) -> tuple[float, ...]:
+    """Per-spatial-axis factors: ``scale`` on ``axes``, 1 elsewhere."""
+    return tuple(float(scale) if a in axes else 1.0 for a in range(ndim))
+
+
+def _affine_factors(factors: Sequence[float]) -> list[float]:
+    return [float(f) for f in factors] + [1.0] * (3 - len(factors))
+
+
+def _resample_headers(meta: dict[str, Any], n_old: int, n_new: int) -> None:
+    """Keep one DICOM header per new slice (nearest old slice) so a DICOM writer still finds them."""
+    headers = meta.get("dicom_headers")
+    if not headers or n_old == n_new or len(headers) != n_old:
+        return
+    idx = np.minimum(np.floor((np.arange(n_new) + 0.5) * n_old / n_new).astype(int), n_old - 1)
+    meta["dicom_headers"] = [headers[i] for i in idx]
+
+
+def resampled_volume(vol: Volume, data: np.ndarray, record: dict[str, Any]) -> Volume:
+    """New Volume holding ``data`` on the grid ``data``'s shape implies (same field of view).
+
+    The per-axis factor is ``new_size / old_size``; the record is appended to a copy of the history.
+    """
+    nd = spatial_ndim(vol)
+    factors = [data.shape[a] / vol.spatial_shape[a] for a in range(nd)]
+    affine = rescaled_affine(vol.affine, _affine_factors(factors))
+    meta = dict(vol.meta)
+    meta["history"] = [*list(vol.meta.get("history", [])), record]
+    if nd == 3:
+        _resample_headers(meta, vol.spatial_shape[2], data.shape[2])
+    return Volume(data.astype(np.float32, copy=False), affine, meta)
+
+
+def crop_to_multiple(vol: Volume, factors: Sequence[float]) -> Volume:
+    """Centre-crop each spatial axis to a multiple of its (integer) factor; affine moved accordingly.
+
+    A size ``n`` with ``n % f = r`` loses ``r // 2`` voxels at the start and ``r - r // 2`` at the end. Records
+    ``{"op": "crop", "start": [...], "shape": [...]}`` in the history when anything was cropped.
+    """
+    nd = spatial_ndim(vol)
+    if len(factors) != nd:
+        raise ConfigError(f"need {nd} factors, got {list(factors)}")
+    start, stop = [], []
+    for n, f in zip(vol.spatial_shape, factors, strict=True):
+        f = round(f)
+        r = n % f
+        start.append(r // 2)
+        stop.append(n - (r - r // 2))
+    if all(s == 0 for s in start) and list(stop) == list(vol.spatial_shape):
+        return vol
+    sl = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+    affine = vol.affine.copy()
+    offset = np.asarray(start + [0] * (3 - nd), dtype=np.float64)
+    affine[:3, 3] = affine[:3, :3] @ offset + affine[:3, 3]
+    meta = dict(vol.meta)
+    shape = [b - a for a, b in zip(start, stop, strict=True)]
+    meta["history"] = [*list(vol.meta.get("history", [])), {"op": "crop", "start": start, "shape": shape}]
+    if nd == 3 and meta.get("dicom_headers") and len(meta["dicom_headers"]) == vol.spatial_shape[2]:
+        meta["dicom_headers"] = meta["dicom_headers"][start[2] : stop[2]]
+    return Volume(np.ascontiguousarray(vol.data[sl]), affine, meta)
