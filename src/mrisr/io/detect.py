@@ -44,7 +44,9 @@ def detect_format(path: str | Path) -> str:
             raise InputError(f"{p}: corrupt gzip data ({exc})") from None
         if _nifti_magic(inner):
             return "nifti"
-        raise InputError(f"{p}: gzip file that does not hold a NIfTI image")
+        if inner[128:132] == b"DICM":
+            return "dicom"
+        raise InputError(f"{p}: gzip file that holds neither a NIfTI image nor a DICOM file")
     if _nifti_magic(head):
         return "nifti"
     if head[128:132] == b"DICM":
@@ -55,8 +57,12 @@ def detect_format(path: str | Path) -> str:
         return "tiff"
     if head.startswith(NPY_MAGIC):
         return "npy"
-    # DICOM without the 128-byte preamble ("raw" data sets): trust the extension, the reader validates.
-    if p.suffix.lower() in (".dcm", ".dicom", ".ima") or p.suffix == "":
+    # DICOM without the 128-byte preamble ("raw" data sets) usually starts with group 0x0008 or 0x0002;
+    # otherwise trust a DICOM-like name (".dcm", no extension, or numeric UID-style suffix such as
+    # "1.2.840.113619.2.1"); the reader validates and reports files that are not DICOM.
+    if head[:2] in (b"\x08\x00", b"\x02\x00"):
+        return "dicom"
+    if p.suffix.lower() in (".dcm", ".dicom", ".ima") or p.suffix == "" or p.suffix[1:].isdigit():
         return "dicom"
     raise InputError(f"{p}: unknown file format (expected NIfTI, DICOM, PNG, TIFF or NPY)")
 
