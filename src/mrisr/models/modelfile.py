@@ -1,0 +1,322 @@
+"""The model file: ``NAME.safetensors`` (weights + metadata in its header) and a ``NAME.json`` copy of the metadata.
+
+Everything needed to rebuild and use the network travels with the weights: the registry architecture
+name and its constructor arguments, the upscaling factors, the intensity normalisation the network
+expects, the degradation it was trained for, what data it was trained on, its validation metrics and the
+mrisr version that wrote it. The metadata is stored as JSON under the key ``"mrisr"`` of the safetensors
+header (authoritative) and, for people and tools, in a sidecar ``.json`` next to it.
+
+Loading never unpickles anything: weights are read with safetensors only, so a ``.pt``/``.pth``/``.ckpt``
+file is refused with an explanation instead of being executed.
+
+Intensity normalisation (``metadata["normalisation"]``), applied per volume before the network and
+inverted on its output by :func:`mrisr.infer.upscale_with_model`:
+
+* ``{"method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "clip": true,
+  "range": [0, 1]}`` - the volume's percentiles map to ``range`` (the default; matches
+  ``mrisr.data.normalise``);
+* ``{"method": "minmax", "range": [0, 1]}`` - min and max map to ``range``;
+* ``{"method": "fixed", "low": a, "high": b, "clip": false, "range": [0, 1]}`` - fixed intensities;
+* ``{"method": "none"}`` - voxel values are fed as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mrisr import __version__
+from mrisr.errors import ConfigError, InputError
+from mrisr.io.atomic import atomic_path, atomic_write_text, check_output
+
+FORMAT = "mrisr-model"
+FORMAT_VERSION = 1
+METADATA_KEY = "mrisr"
+SUFFIX = ".safetensors"
+DEFAULT_NORMALISATION: dict[str, Any] = {
+    "method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "clip": True, "range": [0.0, 1.0],
+}
+NORMALISATION_METHODS = ("percentile", "minmax", "fixed", "none")
+# Largest safetensors JSON header we accept (the format itself caps it at 100 MB).
+_MAX_HEADER = 100_000_000
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def check_normalisation(norm: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate and complete a normalisation description (``None`` -> the default)."""
+    if norm is None:
+        return dict(DEFAULT_NORMALISATION)
+    out = dict(norm)
+    method = out.get("method")
+    if method not in NORMALISATION_METHODS:
+        raise ConfigError(f"normalisation method must be one of {NORMALISATION_METHODS}, got {method!r}")
+    if method == "none":
+        return {"method": "none"}
+    rng = out.setdefault("range", [0.0, 1.0])
+    if not (isinstance(rng, list | tuple) and len(rng) == 2 and float(rng[1]) > float(rng[0])):
+        raise ConfigError(f"normalisation range must be [low, high] with high > low, got {rng!r}")
+    out["range"] = [float(rng[0]), float(rng[1])]
+    if method == "percentile":
+        lo = float(out.setdefault("low_percentile", DEFAULT_NORMALISATION["low_percentile"]))
+        hi = float(out.setdefault("high_percentile", DEFAULT_NORMALISATION["high_percentile"]))
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ConfigError(f"normalisation percentiles need 0 <= low < high <= 100, got {lo}, {hi}")
+        out.setdefault("clip", True)
+    elif method == "fixed":
+        if "low" not in out or "high" not in out or not float(out["high"]) > float(out["low"]):
+            raise ConfigError("normalisation method 'fixed' needs numbers low < high")
+        out.setdefault("clip", False)
+    else:
+        out.setdefault("clip", False)
+    return out
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} must be JSON-serialisable: {exc}") from exc
+
+
+def _model_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p if p.name.endswith(SUFFIX) else p.with_name(p.name + SUFFIX)
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """``x.safetensors`` -> ``x.json``."""
+    p = _model_path(path)
+    return p.with_name(p.name[: -len(SUFFIX)] + ".json")
+
+
+def pretrained_dir() -> Path:
+    """The package folder holding shipped model files (``mrisr/pretrained``)."""
+    return Path(str(resources.files("mrisr.pretrained")))
+
+
+def list_pretrained() -> list[str]:
+    """Names of the model files shipped inside the package."""
+    return sorted(p.name[: -len(SUFFIX)] for p in pretrained_dir().glob(f"*{SUFFIX}"))
+
+
+# ------------------------------------------------------------------------------------------------ saving
+def build_metadata(model: nn.Module, arch: str, args: Mapping[str, Any], meta: Mapping[str, Any] | None) -> dict:
+    """The metadata dict stored with the weights (see the module docstring)."""
+    from mrisr.models.registry import get_entry, resolve_args
+
+    meta = dict(meta or {})
+    if "normalization" in meta and "normalisation" not in meta:
+        meta["normalisation"] = meta.pop("normalization")
+    entry = get_entry(arch)
+    full_args = _jsonable(resolve_args(arch, dict(args)), "model arguments")
+    md: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "kind": entry.kind,
+        "args": full_args,
+        "spatial_dims": int(getattr(model, "spatial_dims", entry.spatial_dims[0])),
+        "in_channels": int(getattr(model, "in_channels", 1)),
+    }
+    if entry.kind == "generator":
+        gen: Any = model
+        md["scale"] = int(gen.scale)
+        md["factors"] = [int(f) for f in gen.factors]
+        md["context_slices"] = int(gen.in_channels) // 2
+        md["normalisation"] = check_normalisation(meta.pop("normalisation", None))
+    md.update({
+        "degradation": meta.pop("degradation", None),
+        "training_data": meta.pop("training_data", None),
+        "validation_metrics": meta.pop("validation_metrics", None),
+        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "mrisr_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+    for key in list(meta):
+        if key in md:
+            raise ConfigError(f"metadata key {key!r} is set by mrisr and cannot be given")
+    md.update(meta)
+    return _jsonable(md, "model metadata")
+
+
+def save_model_file(path: str | os.PathLike[str], model: nn.Module, arch: str | None = None,
+                    args: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
+                    force: bool = False) -> Path:
+    """Write ``path`` (``.safetensors`` appended if missing) and its ``.json`` sidecar, atomically.
+
+    Args:
+        path: output file.
+        model: the network (its ``state_dict`` is saved, moved to CPU).
+        arch: registry name; default ``model.mrisr_arch`` (set by :func:`~mrisr.models.registry.build_model`).
+        args: constructor arguments; default ``model.mrisr_args``. Defaults are filled in and stored.
+        meta: ``normalisation``, ``degradation``, ``training_data``, ``validation_metrics`` and any other
+            JSON-serialisable fields (description, licence, ...).
+        force: overwrite existing files.
+
+    Returns:
+        The path of the ``.safetensors`` file.
+    """
+    from safetensors.torch import save_file
+
+    arch = arch if arch is not None else getattr(model, "mrisr_arch", None)
+    args = args if args is not None else getattr(model, "mrisr_args", None)
+    if arch is None or args is None:
+        raise ValueError("save_model_file needs arch and args (or a model built by mrisr.models.build_model)")
+    md = build_metadata(model, arch, args, meta)
+    out = _model_path(path)
+    side = sidecar_path(out)
+    check_output(out, force)
+    check_output(side, force)
+    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+    text = json.dumps(md, indent=2, sort_keys=False)
+    with atomic_path(out, force=force) as tmp:
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(md, separators=(",", ":"))})
+    atomic_write_text(side, text + "\n", force=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def resolve_model_path(ref: str | os.PathLike[str]) -> Path:
+    """A model reference -> the ``.safetensors`` file.
+
+    ``ref`` is a file; a folder holding ``model.safetensors`` or exactly one ``.safetensors`` file; or the
+    name of a model shipped in ``mrisr/pretrained``.
+    """
+    p = Path(ref)
+    if p.is_dir():
+        if (p / "model.safetensors").is_file():
+            return p / "model.safetensors"
+        found = sorted(p.glob(f"*{SUFFIX}"))
+        if len(found) == 1:
+            return found[0]
+        raise InputError(f"{p} is a folder with {len(found)} .safetensors files; name the model file")
+    if p.is_file():
+        return p
+    name = str(ref)
+    looks_like_path = os.sep in name or "/" in name or name.endswith((SUFFIX, ".json", ".pt", ".pth", ".ckpt"))
+    if not looks_like_path:
+        shipped = pretrained_dir() / f"{name}{SUFFIX}"
+        if shipped.is_file():
+            return shipped
+    from mrisr.models.registry import REGISTRY
+
+    hint = ""
+    if name in REGISTRY:
+        hint = f" ({name!r} is an architecture; a model needs trained weights: a model file path or a shipped name)"
+    names = list_pretrained()
+    shipped_list = ", ".join(names) if names else "none"
+    raise InputError(f"no model file or shipped model {name!r}{hint}; shipped models: {shipped_list}")
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse anything that is not a safetensors file *before* any parser sees it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+            size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read model file {path}: {exc}") from exc
+    pickle_like = head[:1] == b"\x80" or head[:2] == b"PK" or path.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+    ok = len(head) == 9 and head[8:9] == b"{"
+    if ok:
+        (n,) = struct.unpack("<Q", head[:8])
+        ok = 0 < n <= min(_MAX_HEADER, size - 8)
+    if not ok:
+        if pickle_like:
+            raise InputError(
+                f"{path} looks like a pickle-based PyTorch checkpoint; mrisr only loads .safetensors model files "
+                "and never unpickles (unpickling can run arbitrary code). If you trust the file, convert it "
+                "once with torch.load(path, weights_only=True) and mrisr.models.save_model_file.")
+        raise InputError(f"{path} is not a safetensors model file")
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, str] | None]:
+    from safetensors import SafetensorError, safe_open
+
+    _check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            header = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a valid safetensors file: {exc}") from exc
+    return tensors, header
+
+
+def _parse_metadata(path: Path, header: Mapping[str, str] | None) -> dict[str, Any]:
+    text = (header or {}).get(METADATA_KEY)
+    source = "header"
+    if text is None:
+        side = sidecar_path(path)
+        if not side.is_file():
+            raise InputError(f"{path} has no mrisr metadata (neither in its header nor in {side.name})")
+        text, source = side.read_text(), side.name
+    try:
+        md = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: metadata ({source}) is not valid JSON: {exc}") from exc
+    if not isinstance(md, dict) or md.get("format") != FORMAT:
+        raise InputError(f"{path} is not an mrisr model file (metadata format is not {FORMAT!r})")
+    if int(md.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer mrisr (format {md['format_version']}); please upgrade")
+    for key in ("arch", "args"):
+        if key not in md:
+            raise InputError(f"{path}: metadata lacks {key!r}")
+    if "normalization" in md and "normalisation" not in md:
+        md["normalisation"] = md.pop("normalization")
+    if md.get("kind", "generator") == "generator":
+        try:
+            md["normalisation"] = check_normalisation(md.get("normalisation"))
+        except ConfigError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+    return md
+
+
+def read_model_metadata(ref: str | os.PathLike[str]) -> dict[str, Any]:
+    """Metadata of a model file (reads only the header, not the weights)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = resolve_model_path(ref)
+    _check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            header = fh.metadata()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a valid safetensors file: {exc}") from exc
+    md = _parse_metadata(path, header)
+    md["path"] = str(path)
+    return md
+
+
+def load_model_file(ref: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a network from a model file; returns ``(model in eval mode, metadata)``.
+
+    ``ref``: path to a ``.safetensors`` model file, a folder holding one, or a shipped model's name.
+    Raises :class:`~mrisr.errors.InputError` for anything else (pickles are refused, never opened).
+    """
+    from mrisr.models.registry import build_model
+
+    path = resolve_model_path(ref)
+    tensors, header = _read(path)
+    md = _parse_metadata(path, header)
+    try:
+        model = build_model(md["arch"], **md["args"])
+    except ConfigError as exc:
+        raise InputError(f"{path}: cannot rebuild the network: {exc}") from exc
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit architecture {md['arch']!r}: {exc}") from exc
+    model.to(device).eval()
+    md["path"] = str(path)
+    return model, md
