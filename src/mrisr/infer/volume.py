@@ -1,0 +1,306 @@
+"""Apply a trained network to a whole scan: ``upscale_with_model(volume, model) -> Volume``.
+
+* 2D networks run slice by slice: the slices are taken normal to ``axis`` (default 2, the slice axis of
+  DICOM series and most NIfTI files) in every time frame, batched, and with ``context_slices``
+  neighbours as extra input channels (edge slices repeated at the ends). The grid becomes finer in-plane
+  only.
+* 3D networks run on overlapping patches (``patch_size`` coarse voxels, ``overlap`` voxels shared between
+  neighbours, only the central part of each patch kept). Isotropic networks refine all three axes;
+  anisotropic (through-plane) networks refine only ``axis``.
+
+The intensity normalisation stored in the model file is fitted on the volume (all frames together),
+applied before the network and inverted afterwards, so the output is in the input's units. The output
+grid covers the same field of view (:func:`mrisr.io.geometry.rescaled_affine`), and
+``{"op": "upscale", "method": "model", ...}`` is appended to ``meta["history"]``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrisr.errors import ConfigError, InputError
+from mrisr.io.volume import Volume
+from mrisr.models.modelfile import (
+    DEFAULT_NORMALISATION,
+    check_normalisation,
+    load_model_file,
+    resolve_model_path,
+)
+
+ModelRef = str | os.PathLike[str] | nn.Module | tuple[nn.Module, Mapping[str, Any]]
+
+_CACHE: dict[tuple[str, float, str], tuple[nn.Module, dict[str, Any]]] = {}
+_CACHE_SIZE = 4
+
+
+# ------------------------------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class IntensityMap:
+    """``y = (x - low) / (high - low)``, optionally clipped to [0, 1], then mapped to ``range``."""
+
+    low: float
+    high: float
+    clip: bool
+    out_low: float = 0.0
+    out_high: float = 1.0
+    identity: bool = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return np.asarray(x, dtype=np.float32)
+        y = (np.asarray(x, dtype=np.float32) - np.float32(self.low)) / np.float32(self.high - self.low)
+        if self.clip:
+            y = np.clip(y, 0.0, 1.0, out=y)
+        return (y * np.float32(self.out_high - self.out_low) + np.float32(self.out_low)).astype(np.float32)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return np.asarray(y, dtype=np.float32)
+        u = (np.asarray(y, dtype=np.float32) - np.float32(self.out_low)) / np.float32(self.out_high - self.out_low)
+        return (u * np.float32(self.high - self.low) + np.float32(self.low)).astype(np.float32)
+
+
+def fit_intensity_map(data: np.ndarray, normalisation: Mapping[str, Any] | None) -> IntensityMap:
+    """The per-volume intensity mapping that a model file's ``normalisation`` describes."""
+    norm = check_normalisation(normalisation)
+    method = norm["method"]
+    if method == "none":
+        return IntensityMap(0.0, 1.0, False, identity=True)
+    out_lo, out_hi = norm["range"]
+    if method == "fixed":
+        lo, hi = float(norm["low"]), float(norm["high"])
+    else:
+        flat = np.asarray(data, dtype=np.float32).ravel()
+        if flat.size > 4_000_000:  # as mrisr.data.normalise: a subsample gives the same percentiles
+            flat = flat[:: flat.size // 4_000_000 + 1]
+        if method == "minmax":
+            lo, hi = float(np.nanmin(flat)), float(np.nanmax(flat))
+        else:
+            lo, hi = (float(v) for v in np.nanpercentile(flat, [norm["low_percentile"], norm["high_percentile"]]))
+        if not hi > lo:
+            hi = lo + 1.0
+    return IntensityMap(lo, hi, bool(norm.get("clip", False)), float(out_lo), float(out_hi))
+
+
+# ------------------------------------------------------------------------------------------- loading
+def _resolve(model: ModelRef, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    if isinstance(model, tuple):
+        module, meta = model
+        return module.to(device).eval(), dict(meta)
+    if isinstance(model, nn.Module):
+        return model.to(device).eval(), {"normalisation": dict(DEFAULT_NORMALISATION)}
+    path = resolve_model_path(model)
+    key = (str(path.resolve()), path.stat().st_mtime, str(device))
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = load_model_file(path, device=device)
+    return _CACHE[key]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
+    return dev
+
+
+# ------------------------------------------------------------------------------------------- 2D slice-wise
+def _slice_stacks(data: np.ndarray, axis: int) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """``(frame index, stack (S, a, b))`` for every frame; 2D data is one stack of one slice."""
+    if data.ndim == 2:
+        yield (), data[None]
+        return
+    frames = [((), data)] if data.ndim == 3 else [((t,), data[..., t]) for t in range(data.shape[3])]
+    for idx, vol in frames:
+        yield idx, np.moveaxis(vol, axis, 0)
+
+
+def run_slices(model: nn.Module, stack: np.ndarray, batch_size: int, device: torch.device,
+               progress: Any = None) -> np.ndarray:
+    """Run a 2D network over a stack ``(S, a, b)`` of normalised slices -> ``(S, a * f, b * f)``."""
+    c = int(getattr(model, "in_channels", 1)) // 2
+    n = stack.shape[0]
+    fa, fb = getattr(model, "factors")  # noqa: B009
+    out = np.empty((n, stack.shape[1] * fa, stack.shape[2] * fb), dtype=np.float32)
+    src = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
+        # (B, C) neighbour indices, clamped at the ends of the stack
+        nb = (idx[:, None] + torch.arange(-c, c + 1)[None, :]).clamp(0, n - 1)
+        x = src[nb].to(device)
+        with torch.inference_mode():
+            y = model(x)
+        out[start:start + len(idx)] = y[:, 0].float().cpu().numpy()
+        if progress is not None:
+            progress.update(len(idx))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- 3D patches
+def _starts(n: int, p: int, step: int) -> list[int]:
+    if n <= p:
+        return [0]
+    s = list(range(0, n - p, step))
+    return [*s, n - p]
+
+
+def run_patches(model: nn.Module, vol: np.ndarray, patch_size: int, overlap: int, batch_size: int,
+                device: torch.device, progress: Any = None) -> np.ndarray:
+    """Run a 3D network over a normalised ``(A, B, C)`` array in overlapping patches (central parts kept)."""
+    f = tuple(int(v) for v in getattr(model, "factors"))  # noqa: B009
+    p = [min(patch_size, n) for n in vol.shape]
+    if overlap < 0 or overlap >= min(p):
+        overlap = max(0, min(p) - 1) if overlap >= min(p) else 0
+    half = overlap // 2
+    grids = [_starts(n, pp, max(1, pp - overlap)) for n, pp in zip(vol.shape, p, strict=True)]
+    out_shape = tuple(n * k for n, k in zip(vol.shape, f, strict=True))
+    acc = np.zeros(out_shape, dtype=np.float32)
+    wsum = np.zeros(out_shape, dtype=np.float32)
+    src = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))
+    corners = [(a, b, c) for a in grids[0] for b in grids[1] for c in grids[2]]
+    for i in range(0, len(corners), batch_size):
+        chunk = corners[i:i + batch_size]
+        x = torch.stack([src[a:a + p[0], b:b + p[1], c:c + p[2]] for a, b, c in chunk])[:, None].to(device)
+        with torch.inference_mode():
+            y = model(x)[:, 0].float().cpu().numpy()
+        for (a, b, c), patch in zip(chunk, y, strict=True):
+            region = []
+            inner = []
+            for s, pp, n, k in zip((a, b, c), p, vol.shape, f, strict=True):
+                lo = half if s > 0 else 0
+                hi = half if s + pp < n else 0
+                region.append(slice((s + lo) * k, (s + pp - hi) * k))
+                inner.append(slice(lo * k, (pp - hi) * k))
+            acc[tuple(region)] += patch[tuple(inner)]
+            wsum[tuple(region)] += 1.0
+        if progress is not None:
+            progress.update(len(chunk))
+    return acc / np.maximum(wsum, 1.0)
+
+
+# ------------------------------------------------------------------------------------------- entry point
+def upscale_with_model(
+    volume: Volume,
+    model: ModelRef,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    axis: int = 2,
+    batch_size: int = 8,
+    patch_size: int = 64,
+    overlap: int = 8,
+    progress: bool = False,
+    **opts: Any,
+) -> Volume:
+    """Super-resolve ``volume`` with a trained network.
+
+    Args:
+        volume: 2D, 3D or 4D (time last) scan in any intensity units.
+        model: a model file path, a folder holding one, a shipped model name, a loaded ``(module, meta)``
+            pair, or a bare generator module (default normalisation assumed).
+        scale: expected upscaling factor; an error if the model's differs (``None``: the model's).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        axis: spatial axis normal to the slices for 2D networks, and the through-plane axis refined by
+            anisotropic 3D networks (0, 1 or 2; default 2).
+        batch_size: slices (2D) or patches (3D) per forward pass.
+        patch_size: 3D patch edge in coarse voxels.
+        overlap: coarse voxels shared by neighbouring 3D patches (half of it is discarded on each side).
+        progress: show a progress bar.
+
+    Returns:
+        The super-resolved Volume (float32, input units) on the finer grid, same field of view.
+    """
+    if opts:
+        raise ConfigError(f"unknown inference option(s): {', '.join(sorted(opts))}")
+    if batch_size < 1 or patch_size < 1 or overlap < 0:
+        raise ConfigError("batch_size and patch_size must be >= 1 and overlap >= 0")
+    dev = _device(device)
+    module: Any
+    module, meta = _resolve(model, dev)
+    name = meta.get("path", type(module).__name__) if not isinstance(model, str | os.PathLike) else str(model)
+    if not hasattr(module, "factors") or getattr(module, "kind", "generator") != "generator":
+        raise ConfigError(f"{name} is not a super-resolution generator")
+    model_scale = int(module.scale)
+    if scale is not None and int(scale) != model_scale:
+        raise ConfigError(f"{Path(str(name)).name} upscales by {model_scale}, but scale {scale} was requested")
+    volume.check_finite()
+    nd = len(volume.spatial_shape)
+    if nd == 3:
+        if not -3 <= axis < 3:
+            raise ConfigError(f"axis {axis} is out of range for a volume with 3 spatial axes")
+        axis %= 3
+    imap = fit_intensity_map(volume.data, meta.get("normalisation"))
+    data = imap.forward(volume.data)
+    factors: list[int]
+    bar = None
+    if module.spatial_dims == 2:
+        fa, fb = module.factors
+        in_plane = [a for a in range(nd) if a != axis] if nd == 3 else [0, 1]
+        factors = [1] * nd
+        factors[in_plane[0]], factors[in_plane[1]] = fa, fb
+        stacks = list(_slice_stacks(data, axis))
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(s.shape[0] for _, s in stacks), unit="slice", desc="upscale")
+        out = np.empty(tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True))
+                       + volume.shape[nd:], dtype=np.float32)
+        for idx, stack in stacks:
+            sr = run_slices(module, stack, batch_size, dev, bar)
+            if nd == 2:
+                out[...] = sr[0]
+            elif idx:
+                out[..., idx[0]] = np.moveaxis(sr, 0, axis)
+            else:
+                out[...] = np.moveaxis(sr, 0, axis)
+    else:
+        if nd != 3:
+            raise InputError(f"a 3D network needs a 3D or 4D volume, got shape {volume.shape}")
+        fz = tuple(int(v) for v in module.factors)
+        factors = [fz[0]] * 3 if fz[0] == fz[2] else [1, 1, 1]
+        if fz[0] != fz[2]:
+            factors[axis] = fz[2]
+        frames = [volume.data.shape[3]] if volume.ndim == 4 else []
+        if progress:
+            from tqdm import tqdm
+
+            per = math.prod(len(_starts(n, min(patch_size, n), max(1, min(patch_size, n) - overlap)))
+                            for n in volume.spatial_shape)
+            bar = tqdm(total=per * (frames[0] if frames else 1), unit="patch", desc="upscale")
+        out = np.empty(tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True))
+                       + tuple(frames), dtype=np.float32)
+        for t in range(frames[0] if frames else 1):
+            vol3 = data[..., t] if frames else data
+            sr = run_patches(module, np.moveaxis(vol3, axis, -1), patch_size, overlap, batch_size, dev, bar)
+            sr = np.moveaxis(sr, -1, axis)
+            if frames:
+                out[..., t] = sr
+            else:
+                out[...] = sr
+    if bar is not None:
+        bar.close()
+    out = imap.inverse(out)
+    record = {
+        "op": "upscale", "method": "model", "model": str(name), "arch": meta.get("arch", type(module).__name__),
+        "factors": factors, "device": str(dev),
+    }
+    if module.spatial_dims == 2 and nd == 3:
+        record["axis"] = axis
+    from mrisr.degrade.grid import resampled_volume
+
+    return resampled_volume(volume, out, record)
