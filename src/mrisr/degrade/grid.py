@@ -72,16 +72,17 @@ def _resample_headers(meta: dict[str, Any], n_old: int, n_new: int) -> None:
     meta["dicom_headers"] = [headers[i] for i in idx]
 
 
-def resampled_volume(vol: Volume, data: np.ndarray, record: dict[str, Any]) -> Volume:
+def resampled_volume(vol: Volume, data: np.ndarray, records: dict[str, Any] | Sequence[dict[str, Any]]) -> Volume:
     """New Volume holding ``data`` on the grid ``data``'s shape implies (same field of view).
 
-    The per-axis factor is ``new_size / old_size``; the record is appended to a copy of the history.
+    The per-axis factor is ``new_size / old_size``; the record(s) are appended to a copy of the history.
     """
     nd = spatial_ndim(vol)
     factors = [data.shape[a] / vol.spatial_shape[a] for a in range(nd)]
     affine = rescaled_affine(vol.affine, _affine_factors(factors))
     meta = dict(vol.meta)
-    meta["history"] = [*list(vol.meta.get("history", [])), record]
+    new = [records] if isinstance(records, dict) else list(records)
+    meta["history"] = [*list(vol.meta.get("history", [])), *new]
     if nd == 3:
         _resample_headers(meta, vol.spatial_shape[2], data.shape[2])
     return Volume(data.astype(np.float32, copy=False), affine, meta)

@@ -1,0 +1,47 @@
+"""Block degradation (cardiac study): every ``s x s`` block takes the value of its lower-left pixel.
+
+Which pixel is "lower-left" depends on how the array is displayed. mrisr's Volumes hold DICOM frames as
+``data[column, row]`` (``pixel_array[r, c]`` appears as ``data[c, r, k]``), so on screen display rows run
+along array axis 1 and columns along axis 0. The lower-left pixel of a block is therefore at offset
+``0`` along the first blocked dim ("left": the first column) and ``s - 1`` along the second ("lower":
+the last row); any further blocked dim uses offset 0. For a block ``x[0:2, 0:2]`` with ``s = 2`` that is
+``x[0, 1]``.
+
+``grid="coarse"`` returns those pixels (a grid ``s`` times coarser); ``grid="original"`` repeats each one
+over its block, keeping the original size as the cardiac study did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+GRIDS = ("coarse", "original")
+
+
+def block_offsets(scale: int, ndims: int) -> list[int]:
+    """Index of the kept pixel inside a block along each blocked dim (lower-left, see module doc)."""
+    return [scale - 1 if i == 1 else 0 for i in range(ndims)]
+
+
+def block_downsample(x: torch.Tensor, scale: int, dims: Sequence[int], grid: str = "coarse") -> torch.Tensor:
+    """Keep the lower-left pixel of every ``scale``-sized block along ``dims`` of ``x``.
+
+    Args:
+        x: tensor whose ``dims`` sizes are multiples of ``scale``.
+        scale: block size (integer >= 1).
+        dims: blocked dims of ``x``, in the order (left-right, down-up, further...).
+        grid: ``"coarse"`` (size divided by ``scale``) or ``"original"`` (same size, blocks filled).
+    """
+    if grid not in GRIDS:
+        raise ValueError(f"unknown block grid {grid!r}; choose from {', '.join(GRIDS)}")
+    out = x
+    for d, off in zip(dims, block_offsets(scale, len(dims)), strict=True):
+        if x.shape[d] % scale:
+            raise ValueError(f"size {x.shape[d]} along dim {d} is not divisible by block size {scale}")
+        idx = torch.arange(off, x.shape[d], scale, device=x.device)
+        out = out.index_select(d, idx)
+        if grid == "original":
+            out = out.repeat_interleave(scale, dim=d)
+    return out
