@@ -1,0 +1,82 @@
+"""Datasets and loaders for training and validation, built from the config's data section.
+
+The order of training samples is a pure function of ``(seed, epoch)`` and the position in the epoch
+(:class:`~mrisr.train.distributed.ResumableSampler`), and each sample's randomness a function of
+``(seed, epoch, index)`` (``SRDataset.set_epoch``), so a resumed or sharded run sees exactly the
+samples an uninterrupted single-process run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from mrisr.errors import ConfigError
+from mrisr.train.config import DataConfig
+from mrisr.train.distributed import DistEnv, ResumableSampler
+
+
+def data_key(cfg: DataConfig) -> str:
+    """Identity of a data section (phases with equal keys share datasets, loaders and epochs)."""
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+
+
+def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
+                  patch_size: int | None = None) -> Dataset[Any]:
+    """An :class:`mrisr.data.datasets.SRDataset` for ``split``; validation takes no augmentation and
+    ``patch_size`` (whole slices by default)."""
+    from mrisr.data.datasets import SRDataset
+
+    if not cfg.root:
+        raise ConfigError("data.root: the prepared data folder (output of `mrisr prepare`) is required")
+    return SRDataset(cfg.root, split, degradation=cfg.degradation,
+                     patch_size=cfg.patch_size if train else patch_size,
+                     augment=cfg.augment if train else False, seed=seed, dims=cfg.dims,
+                     context_slices=cfg.context_slices)
+
+
+def local_batch_size(cfg: DataConfig, env: DistEnv) -> int:
+    if cfg.batch_size % env.world_size:
+        raise ConfigError(f"data.batch_size: {cfg.batch_size} is not divisible by the {env.world_size} processes")
+    return cfg.batch_size // env.world_size
+
+
+def steps_per_epoch(n_samples: int, cfg: DataConfig, env: DistEnv) -> int:
+    """Whole global batches per epoch; the same for any number of processes (samples that do not fill
+    a batch wait for a later epoch's permutation)."""
+    steps = (n_samples // env.world_size) // local_batch_size(cfg, env)
+    if steps < 1:
+        raise ConfigError(f"data: {n_samples} training samples do not fill one batch of {cfg.batch_size}")
+    return steps
+
+
+def train_loader(dataset: Dataset[Any], cfg: DataConfig, env: DistEnv, seed: int, epoch: int,
+                 skip_batches: int = 0) -> DataLoader[Any]:
+    """This rank's loader for ``epoch``, starting after ``skip_batches`` already consumed batches."""
+    from mrisr.data.samples import collate_samples
+
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    batch = local_batch_size(cfg, env)
+    sampler = ResumableSampler(dataset, env, seed=seed, epoch=epoch, skip=skip_batches * batch)
+    # A loader-owned generator: creating an iterator draws a base seed from it, which must not come from
+    # (and advance) the global RNG that the training stream and its checkpoints depend on.
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                      collate_fn=collate_samples, pin_memory=env.device.type == "cuda", generator=gen,
+                      persistent_workers=False)
+
+
+def val_loader(dataset: Dataset[Any], batch_size: int, max_samples: int | None) -> DataLoader[Any]:
+    """Validation in a fixed order: ``max_samples`` samples spread evenly over the split (all by default)."""
+    from mrisr.data.samples import collate_samples
+
+    n = len(dataset)  # type: ignore[arg-type]
+    if max_samples is not None and max_samples < n:
+        picks = sorted({round(i * (n - 1) / max(1, max_samples - 1)) for i in range(max_samples)})
+        dataset = Subset(dataset, picks)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_samples)

@@ -1,0 +1,537 @@
+"""``mrisr train``: the training loop, top to bottom.
+
+    set up (processes, run folder, data, networks, optimisers, resume)
+    for each step (one batch):
+        phase  <- schedule.at(step)           which networks update, losses, ratio, data
+        D step (discriminator_losses -> apply_update) when the ratio says so
+        G step (generator_losses -> apply_update, EMA) when the ratio says so
+        log / validate / checkpoint when due; stop cleanly on Ctrl-C
+
+Exactness: everything random in the training stream comes from the global RNGs (seeded by
+``run.seed`` + rank) and from the data (a function of seed, epoch and index); checkpoints store the
+RNG states and the position in the epoch, and validation runs inside a forked RNG, so a run that is
+killed and resumed ends with the same weights as one that was not (on CPU; cuDNN's nondeterministic
+kernels aside on GPU unless ``run.deterministic``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mrisr.errors import ConfigError, OutputExistsError
+from mrisr.io.atomic import atomic_write_text
+from mrisr.train import checkpoint as ckpt
+from mrisr.train import distributed as ddp
+from mrisr.train.config import DataConfig, PhaseConfig, TrainConfig, config_from_dict, dump_config, phase_data
+from mrisr.train.data import build_dataset, data_key, steps_per_epoch, train_loader, val_loader
+from mrisr.train.gan import (
+    EMA,
+    Adversarial,
+    LossTerm,
+    apply_update,
+    discriminator_losses,
+    frozen,
+    generator_losses,
+)
+from mrisr.train.optim import build_optimizer, set_lr
+from mrisr.train.plots import sample_grid
+from mrisr.train.runlog import RunLog
+from mrisr.train.schedule import PhaseSpan, Schedule, lr_factor
+from mrisr.train.validate import HIGHER_IS_BETTER, Validator, is_better
+
+CONFIG_FILE = "config.yaml"
+
+
+# ------------------------------------------------------------------------------------------ objectives
+def build_adversarial(kind: str) -> Adversarial:
+    from mrisr.losses.adversarial import discriminator_loss, generator_adversarial_loss, gradient_penalty
+
+    return Adversarial(kind=kind, d_loss=functools.partial(discriminator_loss, kind),
+                       g_loss=functools.partial(generator_adversarial_loss, kind), penalty=gradient_penalty,
+                       g_needs_real=kind == "relativistic")
+
+
+def build_loss_terms(phase: PhaseConfig, index: int, device: torch.device) -> list[LossTerm]:
+    """The phase's generator objective as (name, weight, function) terms."""
+    from mrisr.losses.pixel import PIXEL_LOSSES
+
+    terms = []
+    for j, t in enumerate(phase.losses):
+        key = f"phases.{index}.losses.{j}"
+        if t.name == "adversarial":
+            if t.args:
+                raise ConfigError(f"{key}.args: the adversarial term takes no args (set phases.{index}.adversarial)")
+            terms.append(LossTerm("adversarial", t.weight, None))
+            continue
+        if t.name in ("vgg19", "perceptual"):
+            from mrisr.losses import VGG19FeatureLoss
+
+            try:
+                module = VGG19FeatureLoss(**t.args).to(device).eval()
+            except TypeError as exc:
+                raise ConfigError(f"{key}.args: {exc}") from None
+            terms.append(LossTerm(t.name, t.weight, module))
+            continue
+        name = "ssim_loss" if t.name == "ssim" else "kspace_loss" if t.name == "kspace" else t.name
+        fn = PIXEL_LOSSES.get(name)
+        if fn is None:
+            known = sorted({"adversarial", "vgg19", "ssim", "kspace", *PIXEL_LOSSES})
+            raise ConfigError(f"{key}.name: unknown loss {t.name!r}; known: {', '.join(known)}")
+        if t.args:
+            import inspect
+
+            allowed = set(inspect.signature(fn).parameters) - {"pred", "target"}
+            bad = sorted(set(t.args) - allowed)
+            if bad:
+                raise ConfigError(f"{key}.args.{bad[0]}: not an argument of {t.name} (has {', '.join(sorted(allowed))})")
+            fn = functools.partial(fn, **t.args)
+        terms.append(LossTerm(t.name, t.weight, fn))
+    return terms
+
+
+# ------------------------------------------------------------------------------------------ run folder
+def new_run_dir(cfg: TrainConfig, out: str | None, config_path: str | None) -> Path:
+    """``--out`` (must not hold a run yet) or ``runs/<name>-<timestamp>``."""
+    if out:
+        p = Path(out)
+        if p.exists() and any(p.iterdir()):
+            raise OutputExistsError(f"{p} is not empty (continue it with --resume {p}, or choose another --out)")
+        return p
+    name = cfg.run.name or (Path(config_path).stem if config_path else "run")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    p = Path("runs") / f"{name}-{stamp}"
+    n = 1
+    while p.exists():
+        n += 1
+        p = Path("runs") / f"{name}-{stamp}-{n}"
+    return p
+
+
+def load_run_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
+    """The snapshot of a run folder (for ``--resume``), with optional overrides (e.g. more steps)."""
+    import yaml
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} (not a run folder)")
+    return config_from_dict(yaml.safe_load(path.read_text()), overrides)
+
+
+# ------------------------------------------------------------------------------------------ stop request
+class StopRequest:
+    """Ctrl-C / SIGTERM set a flag checked between steps, so the run stops at a step boundary and saves a
+    checkpoint from which it resumes exactly. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# ------------------------------------------------------------------------------------------ state
+@dataclass
+class Position:
+    """Where the run is: global step, epoch (of the current data) and batches consumed in it."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    data: str = ""  # data_key of the loader the epoch counts belong to
+
+    def epoch_float(self, spe: int) -> float:
+        return self.epoch + self.batch / max(1, spe)
+
+
+@dataclass
+class Best:
+    metric: str
+    value: float | None = None
+    step: int | None = None
+    data: str = ""
+
+
+@dataclass
+class Networks:
+    """The networks being trained. ``g``/``d`` may be DDP-wrapped; ``g_plain``/``d_plain`` never are."""
+
+    g: nn.Module
+    g_plain: nn.Module
+    d: nn.Module | None
+    d_plain: nn.Module | None
+    ema: EMA | None
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may draw from it
+    random.seed(seed)
+
+
+@contextlib.contextmanager
+def _rng_fork(device: torch.device) -> Iterator[None]:
+    """Validation must not advance the training stream's RNGs."""
+    state = ckpt.capture_rng()
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+    ckpt.restore_rng(state)
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or cfg.run.precision == "fp32":
+        return None
+    return torch.bfloat16 if cfg.run.precision == "bf16" else torch.float16
+
+
+# ------------------------------------------------------------------------------------------ the step
+def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bool, terms: list[LossTerm],
+               adversarial: Adversarial | None, opt_g: torch.optim.Optimizer,
+               opt_d: torch.optim.Optimizer | None, cfg: TrainConfig, amp: torch.dtype | None,
+               scalers: dict[str, torch.amp.GradScaler | None], ema_decay: float) -> dict[str, Tensor]:
+    """One batch: the D update and/or the G update. Returns detached losses (no host sync)."""
+    device_type = batch.lr.device.type
+    autocast = functools.partial(torch.autocast, device_type, dtype=amp or torch.float32, enabled=amp is not None)
+    out: dict[str, Tensor] = {}
+    with autocast():
+        if do_g:
+            sr = nets.g(batch.lr)
+        else:
+            with torch.no_grad():
+                sr = nets.g_plain(batch.lr)
+    if do_d:
+        assert nets.d is not None and opt_d is not None and adversarial is not None
+        with autocast():
+            d_losses = discriminator_losses(nets.d, batch.hr, sr, adversarial, span.phase.gp_weight,
+                                            penalty_critic=nets.d_plain)
+        norm = apply_update(d_losses["d_total"], opt_d, [p for g in opt_d.param_groups for p in g["params"]],
+                            cfg.optim.discriminator.grad_clip, scalers["discriminator"])
+        if norm is not None:
+            d_losses["d_grad_norm"] = norm
+        out.update(d_losses)
+    if do_g:
+        with autocast(), (frozen(nets.d_plain) if nets.d_plain is not None else contextlib.nullcontext()):
+            g_losses = generator_losses(sr.float() if amp is not None else sr, batch.hr, terms, nets.d_plain,
+                                        adversarial)
+        norm = apply_update(g_losses["g_total"], opt_g, [p for g in opt_g.param_groups for p in g["params"]],
+                            cfg.optim.generator.grad_clip, scalers["generator"])
+        if norm is not None:
+            g_losses["g_grad_norm"] = norm
+        if nets.ema is not None:
+            nets.ema.update(nets.g_plain, ema_decay)
+        out.update(g_losses)
+    return {k: v.detach().float() for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------------ main
+def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None, config_path: str | None = None,
+          overrides: list[str] | None = None) -> Path:
+    """Run (or continue) a training run; returns the run folder. See the module docstring."""
+    env = ddp.init_distributed(cfg.run.device, cfg.distributed.backend)
+    try:
+        return _train(cfg, env, out, resume, config_path)
+    finally:
+        ddp.shutdown(env)
+
+
+def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | None,
+           config_path: str | None) -> Path:
+    t_start = time.perf_counter()
+    if cfg.run.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif env.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if cfg.run.precision != "fp32" and env.device.type != "cuda" and env.is_main:
+        print(f"mrisr: note: run.precision={cfg.run.precision} applies on CUDA only; training in fp32 on CPU")
+    amp = _autocast_dtype(cfg, env.device)
+
+    # --- run folder (chosen on rank 0) -------------------------------------------------------------
+    if resume:
+        run_dir = Path(resume)
+        last = ckpt.find_checkpoint(run_dir, "last") if env.is_main else None
+        if env.is_main and last is None:
+            raise ConfigError(f"--resume {run_dir}: no complete checkpoint in {run_dir / ckpt.CHECKPOINTS}")
+    else:
+        run_dir = new_run_dir(cfg, out, config_path) if env.is_main else Path()
+        last = None
+    run_dir = Path(ddp.broadcast_object(env, str(run_dir)))
+    last = ckpt.find_checkpoint(run_dir, "last") if resume else None
+    if env.is_main and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg), force=True)
+    ddp.barrier(env)
+
+    # --- data ---------------------------------------------------------------------------------------
+    seed = cfg.run.seed
+    datas: dict[str, DataConfig] = {}
+    phase_keys: list[str] = []
+    for ph in cfg.phases:
+        dcfg = phase_data(cfg, ph)
+        key = data_key(dcfg)
+        datas.setdefault(key, dcfg)
+        phase_keys.append(key)
+    train_sets = {k: build_dataset(d, d.train_split, seed, train=True) for k, d in datas.items()}
+    spe = {k: steps_per_epoch(len(ds), datas[k], env) for k, ds in train_sets.items()}  # type: ignore[arg-type]
+    schedule = Schedule(cfg.phases, lambda i: spe[phase_keys[i]])
+    total = schedule.total_steps
+
+    validators: dict[str, Validator] = {}
+
+    def validator_for(key: str) -> Validator:
+        if key not in validators:
+            d = datas[key]
+            vs = build_dataset(d, d.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
+            validators[key] = Validator(val_loader(vs, cfg.validation.batch_size, cfg.validation.max_samples),
+                                        env.device, cfg.validation.baselines, cfg.validation.grid_samples,
+                                        cfg.validation.ssim_gaussian)
+        return validators[key]
+
+    # --- networks, identical on every rank (seeded before construction) -------------------------------
+    from mrisr.models.registry import build_model
+
+    _seed_everything(seed)
+    g_plain = build_model(cfg.model.generator.name, **cfg.model.generator.args).to(env.device)
+    d_plain = None
+    if cfg.model.discriminator is not None:
+        d_plain = build_model(cfg.model.discriminator.name, **cfg.model.discriminator.args).to(env.device)
+    if last is None:
+        for role, module in (("generator", g_plain), ("discriminator", d_plain)):
+            ref = getattr(cfg.init, role)
+            if ref is not None:
+                if module is None:
+                    raise ConfigError(f"init.{role}: the run has no {role}")
+                src = ckpt.resolve_init(ref, role, cfg.init.which)
+                ckpt.load_weights_into(module, src)
+                if env.is_main:
+                    print(f"mrisr: {role} initialised from {src}")
+    ema = EMA(g_plain) if cfg.ema.decay > 0 else None
+    opt_g = build_optimizer(cfg.optim.generator.optimizer, g_plain.parameters())
+    opt_d = build_optimizer(cfg.optim.discriminator.optimizer, d_plain.parameters()) if d_plain is not None else None
+    fp16 = amp == torch.float16
+    scalers: dict[str, torch.amp.GradScaler | None] = {
+        "generator": torch.amp.GradScaler("cuda") if fp16 else None,
+        "discriminator": torch.amp.GradScaler("cuda") if fp16 and d_plain is not None else None,
+    }
+    lr_g = lr_factor(cfg.optim.generator.scheduler, total)
+    lr_d = lr_factor(cfg.optim.discriminator.scheduler, total)
+
+    # --- resume -------------------------------------------------------------------------------------
+    pos = Position()
+    best = Best(cfg.validation.metric)
+    if last is not None:
+        state = ckpt.load_state(last)
+        ckpt.load_weights_into(g_plain, ckpt.network_file(last, "generator"))
+        if ema is not None:
+            ema_file = ckpt.network_file(last, "generator_ema")
+            ckpt.load_weights_into(ema.shadow, ema_file if ema_file.is_file() else ckpt.network_file(last, "generator"))
+        if d_plain is not None:
+            ckpt.load_weights_into(d_plain, ckpt.network_file(last, "discriminator"))
+        opt_g.load_state_dict(state["optimizers"]["generator"])
+        if opt_d is not None:
+            opt_d.load_state_dict(state["optimizers"]["discriminator"])
+        for role, scaler in scalers.items():
+            if scaler is not None and role in state["scalers"]:
+                scaler.load_state_dict(state["scalers"][role])
+        pos = Position(**state["position"])
+        best = Best(**state["best"])
+        if best.metric != cfg.validation.metric:
+            best = Best(cfg.validation.metric)
+        rngs = state["rng"]
+        if state["world_size"] != env.world_size and env.is_main:
+            print(f"mrisr: note: resuming a {state['world_size']}-process run on {env.world_size}; "
+                  "the continuation is not bit-identical")
+        ckpt.restore_rng(rngs[env.rank] if env.rank < len(rngs) else rngs[0])
+        if env.is_main:
+            print(f"mrisr: resumed {run_dir} at step {pos.step}/{total}")
+    else:
+        # The training stream's RNG: per rank, rank 0 identical to a single-process run.
+        _seed_everything(seed + env.rank)
+
+    # --- distributed wrappers -----------------------------------------------------------------------
+    g = ddp.wrap(g_plain, env, cfg.distributed.find_unused_parameters, cfg.distributed.sync_batchnorm)
+    d = (ddp.wrap(d_plain, env, cfg.distributed.find_unused_parameters, cfg.distributed.sync_batchnorm)
+         if d_plain is not None else None)
+    if cfg.run.compile:
+        g = torch.compile(g)  # type: ignore[assignment]
+        d = torch.compile(d) if d is not None else None  # type: ignore[assignment]
+    nets = Networks(g=g, g_plain=g_plain, d=d, d_plain=d_plain, ema=ema)
+
+    log = RunLog(run_dir, env.is_main, pos.step if last is not None else None, total, cfg.run.progress)
+
+    def network_records() -> dict[str, ckpt.NetworkRecord]:
+        train_meta = {"degradation": datas[phase_keys[-1]].degradation,
+                      "training_data": {"root": datas[phase_keys[-1]].root, "run": str(run_dir), "step": pos.step},
+                      "validation_metrics": dict(last_scores)}
+        recs = {"generator": ckpt.NetworkRecord(g_plain, cfg.model.generator.name, g_plain.mrisr_args, train_meta)}
+        if ema is not None:
+            recs["generator_ema"] = ckpt.NetworkRecord(ema.shadow, cfg.model.generator.name, g_plain.mrisr_args,
+                                                       {**train_meta, "ema_decay": cfg.ema.decay})
+        if d_plain is not None:
+            recs["discriminator"] = ckpt.NetworkRecord(d_plain, cfg.model.discriminator.name,  # type: ignore[union-attr]
+                                                       d_plain.mrisr_args, {})
+        return recs
+
+    def save(also_best: bool) -> None:
+        rng = ddp.all_gather_object(env, ckpt.capture_rng())
+        if not env.is_main:
+            return
+        state = {
+            "step": pos.step,
+            "position": dataclasses.asdict(pos),
+            "best": dataclasses.asdict(best),
+            "optimizers": {"generator": opt_g.state_dict(),
+                           **({"discriminator": opt_d.state_dict()} if opt_d is not None else {})},
+            "scalers": {k: s.state_dict() for k, s in scalers.items() if s is not None},
+            "rng": rng,
+            "world_size": env.world_size,
+        }
+        ckpt.save_checkpoint(run_dir, network_records(), state, also_best=also_best)
+
+    last_scores: dict[str, float] = {}
+
+    def validate(span: PhaseSpan) -> bool:
+        """Score the (EMA) generator on rank 0; returns whether it is the best so far."""
+        nonlocal best, last_scores
+        is_best = False
+        if env.is_main:
+            key = phase_keys[span.index]
+            model = ema.shadow if ema is not None and pos.step > cfg.ema.start_step else g_plain
+            with _rng_fork(env.device):
+                result = validator_for(key)(model, amp)
+            flat = result.flat()
+            last_scores = {k: v for k, v in flat.items() if k.startswith("model.")}
+            log.scalars(pos.step, pos.epoch_float(spe[key]), span.phase.name, "val", flat)
+            if best.data != key:  # a new validation set: scores are not comparable with the old best
+                best = Best(cfg.validation.metric, data=key)
+            value = result.scores["model"][cfg.validation.metric]
+            if is_better(cfg.validation.metric, value, best.value):
+                best = Best(cfg.validation.metric, value, pos.step, key)
+                is_best = True
+            base = "  ".join(f"{m} {result.scores[m][cfg.validation.metric]:.4f}" for m in cfg.validation.baselines)
+            log.message(f"step {pos.step}: val {cfg.validation.metric} model {value:.4f}  {base}"
+                        f"{'  (best)' if is_best else ''}")
+            if result.grid:
+                samples = run_dir / "samples"
+                samples.mkdir(exist_ok=True)
+                png = sample_grid(result.grid, samples / f"val_step{pos.step:08d}.png",
+                                  cfg.validation.baselines[0] if cfg.validation.baselines else "LR")
+                log.figure("val/samples", png, pos.step)
+            log.plot_losses()
+        return bool(ddp.broadcast_object(env, is_best))
+
+    # --- the loop -----------------------------------------------------------------------------------
+    loader_it: Iterator[Any] | None = None
+    loader_key = ""
+    phase_index = -1
+    terms: list[LossTerm] = []
+    adversarial: Adversarial | None = None
+    sums: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}
+    samples_seen = 0
+    with StopRequest() as stop:
+        try:
+            while pos.step < total:
+                span = schedule.at(pos.step)
+                key = phase_keys[span.index]
+                if span.index != phase_index:  # entering a phase (or resuming inside one)
+                    phase_index = span.index
+                    terms = build_loss_terms(span.phase, span.index, env.device)
+                    adversarial = build_adversarial(span.phase.adversarial) if span.phase.adversarial else None
+                    g_plain.train(span.trains("generator"))
+                    if d_plain is not None:
+                        d_plain.train(span.trains("discriminator"))
+                    if pos.data and pos.data != key and pos.batch > 0:
+                        pos.epoch, pos.batch = pos.epoch + 1, 0  # new data: start a new epoch
+                    pos.data = key
+                    log.message(f"phase {span.index + 1}/{len(schedule)} '{span.phase.name}': steps "
+                                f"{span.start}-{span.end - 1}, trains {'+'.join(span.phase.train)}, "
+                                f"ratio G:D {span.phase.ratio}")
+                if loader_it is None or loader_key != key:
+                    loader_it = iter(train_loader(train_sets[key], datas[key], env, seed, pos.epoch, pos.batch))
+                    loader_key = key
+                batch = next(loader_it).to(env.device, non_blocking=True)
+
+                scale = span.phase.lr_scale
+                set_lr(opt_g, cfg.optim.generator.optimizer.lr * scale * lr_g(pos.step))
+                if opt_d is not None:
+                    set_lr(opt_d, cfg.optim.discriminator.optimizer.lr * scale * lr_d(pos.step))
+                do_g, do_d = span.updates(pos.step)
+                ema_decay = cfg.ema.decay if pos.step >= cfg.ema.start_step else 0.0
+                losses = train_step(batch, nets, span, do_g, do_d, terms, adversarial, opt_g, opt_d, cfg, amp,
+                                    scalers, ema_decay)
+                for k, v in losses.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                    counts[k] = counts.get(k, 0) + 1
+                samples_seen += len(batch) * env.world_size
+
+                pos.step += 1
+                pos.batch += 1
+                if pos.batch == spe[key]:
+                    pos.epoch, pos.batch = pos.epoch + 1, 0
+                    loader_it = None
+
+                phase_end = pos.step == span.end
+                if pos.step % cfg.run.log_every == 0 or phase_end:
+                    values = {k: float(v) / counts[k] for k, v in sums.items()}  # the one host sync
+                    values["lr_g"] = opt_g.param_groups[0]["lr"]
+                    if opt_d is not None:
+                        values["lr_d"] = opt_d.param_groups[0]["lr"]
+                    log.scalars(pos.step, pos.epoch_float(spe[key]), span.phase.name, "train", values)
+                    log.progress(pos.step, {"phase": span.phase.name,
+                                            **{k: f"{v:.3g}" for k, v in values.items() if k.endswith("total")}})
+                    sums, counts = {}, {}
+                else:
+                    log.progress(pos.step)
+                stopping = ddp.any_rank(env, stop.requested) if (
+                    not env.distributed or pos.step % cfg.run.log_every == 0 or phase_end) else False
+                val_due = pos.step % cfg.validation.every == 0 or phase_end
+                is_best = validate(span) if val_due else False
+                if val_due or stopping or pos.step % cfg.checkpoint.every == 0:
+                    save(also_best=is_best)
+                if stopping:
+                    log.message(f"mrisr: stopped at step {pos.step}; checkpoint saved "
+                                f"(continue with: mrisr train --resume {run_dir})")
+                    raise KeyboardInterrupt
+        finally:
+            log.close()
+
+    elapsed = time.perf_counter() - t_start
+    if env.is_main:
+        summary = {"run_dir": str(run_dir), "steps": total, "best": dataclasses.asdict(best),
+                   "final_validation": last_scores, "seconds": round(elapsed, 2),
+                   "samples_per_second": round(samples_seen / elapsed, 2) if elapsed > 0 else None}
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n", force=True)
+        direction = "higher" if HIGHER_IS_BETTER[cfg.validation.metric] else "lower"
+        print(f"mrisr: finished {total} steps in {elapsed:.1f} s; best val {cfg.validation.metric} "
+              f"({direction} is better) {best.value} at step {best.step}; run folder {run_dir}")
+    return run_dir
