@@ -19,7 +19,7 @@ from mrisr import __version__
 from mrisr.errors import MrisrError
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("info", "convert", "models", "train")
+COMMAND_MODULES: tuple[str, ...] = ("info", "convert", "models", "prepare", "make_example_data")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,8 @@ Rules (documented in the README, "Preparing data"):
   masks of a scan are the mask files in the scan's folder (their union is the ROI, so ACDC-style
   per-frame masks of one patient all count).
 - Every other file is a DICOM candidate; each folder's candidates are grouped into series by
-  :func:`mrisr.io.dicom.find_series`. Files no series claims are reported as unreadable.
+  :func:`mrisr.io.dicom.find_series`: one scan per (folder, SeriesInstanceUID). Files no series
+  claims are reported as unreadable.
 - Patient: ``group_by="dicom"`` uses the DICOM PatientID; ``"folder"`` the first folder under the
   source (a file lying directly in the source is its own patient); ``"regex"`` the ``patient`` group
   (else group 1, else the whole match) of ``patient_regex`` searched in the relative path; ``"auto"``
@@ -21,7 +22,7 @@ import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,7 +199,15 @@ def discover(
     return found
 
 
-def _dicom_folder(root, here, candidates, masks, patients, unique_id, found) -> None:  # type: ignore[no-untyped-def]
+def _dicom_folder(
+    root: Path,
+    here: Path,
+    candidates: list[Path],
+    masks: list[Path],
+    patients: _Patients,
+    unique_id: Callable[[str], str],
+    found: Discovery,
+) -> None:
     from mrisr.io.dicom import find_series
 
     rel_dir = here.relative_to(root).as_posix()
@@ -209,12 +218,14 @@ def _dicom_folder(root, here, candidates, masks, patients, unique_id, found) -> 
         reason = str(exc)
     else:
         reason = "not a readable DICOM image"
+    # find_series looks into sub-folders too; those are scanned as folders of their own.
+    here_series = {uid: sorted(Path(f) for f in fs if Path(f).parent == here) for uid, fs in series.items()}
+    here_series = {uid: fs for uid, fs in here_series.items() if fs}
     claimed: set[Path] = set()
-    for uid, files in sorted(series.items()):
-        files = sorted(Path(f) for f in files)
+    for uid, files in sorted(here_series.items()):
         claimed.update(f.resolve() for f in files)
         pid, modality = _dicom_header(files[0])
-        label = f"{rel_dir}/ (series {uid})"
+        label = f"{rel_dir}/" + (f" (series {uid})" if len(here_series) > 1 else "")
         patient = patients(rel_dir if rel_dir != "." else files[0].name, True, pid)
         if patient is None:
             found.skipped.append(Skipped(label, "no patient (PatientID missing or path does not match patient_regex)"))
@@ -222,7 +233,7 @@ def _dicom_folder(root, here, candidates, masks, patients, unique_id, found) -> 
         short = hashlib.sha1(str(uid).encode()).hexdigest()[:6]
         base = _slug(rel_dir.replace("/", "__")) if rel_dir != "." else "dicom"
         found.scans.append(
-            ScanRef(unique_id(f"{base}-{short}"), "dicom", here, f"{rel_dir}/#{uid}", patient, str(uid),
+            ScanRef(unique_id(f"{base}-{short}"), "dicom", here, label, patient, str(uid),
                     tuple(files), tuple(masks), modality)
         )
     for f in candidates:

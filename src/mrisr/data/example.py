@@ -15,6 +15,7 @@ truncated NIfTI (``cardiac/patient_bad/patient_bad_4d.nii.gz``).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mrisr.data.phantoms import head_phantom
+from mrisr.errors import OutputExistsError
 from mrisr.io import Volume, write_volume
 
 
@@ -165,6 +167,7 @@ def make_example_data(
     bad_inputs: bool = True,
     pediatric: bool = True,
     cardiac: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write the two synthetic cohorts under ``out`` (see the module docstring).
 
@@ -173,11 +176,20 @@ def make_example_data(
         pediatric_shape: ``(X, Y, Z)`` of each pediatric series (Z slices of X x Y pixels).
         cardiac_shape: ``(X, Y, Z, T)`` of each cardiac cine.
         bad_inputs: also write the inputs that `mrisr prepare` must skip (CT series, truncated files).
+        force: replace existing ``out/pediatric`` and ``out/cardiac`` folders.
+
+    Raises:
+        OutputExistsError: a cohort folder exists and ``force`` is False.
 
     Returns:
         ``{"pediatric": folder, "cardiac": folder, "patients": {...}, "bad_inputs": [...]}``.
     """
     root = Path(out)
+    for name, wanted in (("pediatric", pediatric), ("cardiac", cardiac)):
+        if wanted and (root / name).exists():
+            if not force:
+                raise OutputExistsError(f"{root / name} already exists (use --force to replace it)")
+            shutil.rmtree(root / name)
     result: dict[str, Any] = {"root": str(root), "patients": {}, "bad_inputs": []}
     if pediatric:
         folders = make_pediatric(root / "pediatric", n_patients, pediatric_shape, seed, bad=bad_inputs)

@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ def _pair(value: object, name: str, n: int = 2) -> tuple[int, ...] | None:
         out = tuple(int(v) for v in value)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected an integer or {n} integers, got {value!r}") from None
+    if len(out) == 1:
+        out = out * n
     if len(out) != n or min(out) <= 0:
         raise ConfigError(f"{name}: expected {n} positive integers, got {value!r}")
     return out
@@ -151,7 +153,10 @@ class PrepareOptions:
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ConfigError(f"prepare: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**merged)
+        try:
+            return cls(**merged)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"prepare: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -423,7 +428,7 @@ def prepare_dataset(
     if not src.is_dir():
         raise MrisrError(f"{src}: not a folder")
     if isinstance(options, PrepareOptions):
-        opts = replace(options, **overrides) if overrides else options
+        opts = PrepareOptions.from_mapping(options.to_dict(), **overrides) if overrides else options
     else:
         opts = PrepareOptions.from_mapping(options, **overrides)
     found = discover(src, opts.mask_pattern, opts.group_by, opts.patient_regex, opts.include, opts.exclude)

@@ -1,0 +1,298 @@
+"""PyTorch datasets over a prepared folder: HR slices/patches with their low-resolution twin made on the fly.
+
+Randomness (all reproducible from ``seed``, independent of ``num_workers`` and of the sampler):
+
+- degradation: a generator seeded by ``(seed, epoch, volume)`` -- every slice and patch of a volume
+  gets the same randomly drawn degradation parameters within an epoch (the scanner protocol is a
+  property of the scan, not of the slice), new ones each epoch. Noise realisations are drawn from a
+  generator seeded by ``(seed, epoch, volume, frame, slice, channel)``, so they differ between slices.
+- crop position and augmentation: seeded by ``(seed, epoch, index)``.
+
+Call :meth:`SRDataset.set_epoch` at the start of every epoch (as with ``DistributedSampler``); the epoch
+lives in shared memory, so persistent workers see it too.
+
+Order of operations per sample: HR slice (+ context slices) -> geometric augmentation (flips, rot90)
+and intensity augmentation (gamma, gain) of the HR -> degradation -> aligned crop of the LR/HR pair.
+Augmenting the HR *before* degrading keeps the pair faithful to the degradation (e.g. the block
+operator's "lower-left pixel" stays lower-left).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mrisr.data.manifest import Manifest, load_manifest
+from mrisr.data.samples import Sample
+from mrisr.errors import ConfigError
+
+
+class ArrayDegradation(Protocol):
+    """What the dataset needs of a degradation (``mrisr.degrade.chain.Degradation`` provides it)."""
+
+    def factors(self, ndim: int) -> tuple[int, ...]: ...
+
+    def apply_array(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+
+def as_degradation(spec: str | Mapping[str, Any] | Sequence[Any] | ArrayDegradation) -> ArrayDegradation:
+    """A degradation object from a spec string/dict/list (``mrisr.degrade.chain``) or an object as is."""
+    if hasattr(spec, "apply_array"):
+        return spec  # type: ignore[return-value]
+    from mrisr.degrade.chain import build_degradation
+
+    return build_degradation(spec)  # type: ignore[arg-type]
+
+
+def _key(text: str) -> int:
+    """A stable 32-bit integer for a string (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
+
+
+def _sizes(value: int | Sequence[int] | None, n: int, name: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    sizes = (int(value),) * n if isinstance(value, int | np.integer) else tuple(int(v) for v in value)
+    if len(sizes) != n or min(sizes) <= 0:
+        raise ConfigError(f"{name}: expected a positive integer or {n} of them, got {value!r}")
+    return sizes
+
+
+class SRDataset(Dataset[Sample]):
+    """Samples (:class:`~mrisr.data.samples.Sample`) of one split of a prepared folder.
+
+    Args:
+        root: folder written by :func:`mrisr.data.prepare.prepare_dataset`.
+        split: "train", "val", "test" (any split name of the manifest).
+        degradation: spec for :func:`mrisr.degrade.chain.build_degradation` (e.g. ``"bicubic:scale=2"``)
+            or an object with ``factors(ndim)`` and ``apply_array(x, rng)``.
+        patch_size: HR patch size in pixels (int or per axis), a multiple of the degradation's factors;
+            None for whole slices/volumes (cropped down to a multiple of the factors).
+        augment: random flips, rot90 (square patches only) and intensity gamma/gain.
+        seed: base seed of all randomness (see the module docstring).
+        dims: 2 (slices ``(H, W)``) or 3 (volumes ``(D, H, W)``: the prepared 3D patches when the folder
+            has them, else every frame's whole stack, ``D`` being the slicing axis).
+        context_slices: 2D only: ``k`` neighbours on each side become extra LR channels (edge slices
+            repeat), ``C = 2k + 1``.
+        degrade_whole: degrade the whole slice/volume and crop the pair from it (exact for every
+            degradation, k-space included); False degrades only the HR patch (faster, exact for local
+            degradations away from the patch edge).
+        gamma_range, gain_range: intensity augmentation ranges (``hr <- clip(gain * hr**gamma, 0, 1)``).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        degradation: str | Mapping[str, Any] | Sequence[Any] | ArrayDegradation,
+        patch_size: int | Sequence[int] | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        dims: int = 2,
+        context_slices: int = 0,
+        *,
+        degrade_whole: bool = True,
+        gamma_range: tuple[float, float] = (0.8, 1.25),
+        gain_range: tuple[float, float] = (0.9, 1.1),
+    ) -> None:
+        if dims not in (2, 3):
+            raise ConfigError(f"dims: 2 or 3, got {dims!r}")
+        if context_slices < 0 or (context_slices and dims != 2):
+            raise ConfigError("context_slices: a non-negative number, for dims=2 only")
+        self.root = Path(root)
+        self.manifest: Manifest = load_manifest(self.root)
+        self.split = split
+        self.dims = dims
+        self.context_slices = int(context_slices)
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.degrade_whole = bool(degrade_whole)
+        self.gamma_range = gamma_range
+        self.gain_range = gain_range
+        self.degradation = as_degradation(degradation)
+        factors = tuple(int(f) for f in self.degradation.factors(dims))
+        if len(factors) != dims:
+            raise ConfigError(f"degradation gives {len(factors)} factors for {dims} dims")
+        # Degradations see 3D arrays as (X, Y, Z) with the slice axis last; items are (D, H, W).
+        self.factors = factors if dims == 2 else (factors[2], factors[0], factors[1])
+        self._noise_kw = "noise_rng" in inspect.signature(self.degradation.apply_array).parameters
+        self.patch_size = _sizes(patch_size, dims, "patch_size")
+        if self.patch_size is not None:
+            bad = [p for p, f in zip(self.patch_size, self.factors, strict=True) if p % f]
+            if bad:
+                raise ConfigError(f"patch_size {self.patch_size} must be a multiple of the scale factors {self.factors}")
+        self.volumes = self.manifest.in_split(split)
+        if not self.volumes:
+            raise ConfigError(
+                f"{self.root}: no volumes in split {split!r} (splits: {', '.join(self.manifest.split_names) or 'none'})"
+            )
+        self.volume_keys = [_key(v.record.volume_id) for v in self.volumes]
+        self.items = self._index()
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._arrays: dict[int, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    # -- index --------------------------------------------------------------------------------------
+    def _index(self) -> np.ndarray:
+        """Rows ``(volume, t, z0, y0, x0, D, H, W)``; 2D rows have ``D = 1`` and ``z0 = s``."""
+        rows: list[list[int]] = []
+        for i, v in enumerate(self.volumes):
+            T, S, H, W = v.record.shape
+            if self.dims == 2:
+                rows.extend([i, t, s, 0, 0, 1, H, W] for t, s in v.slices)
+            elif v.patches3d:
+                pd, ph, pw = v.record.patch3d or (S, H, W)
+                rows.extend([i, t, z, y, x, pd, ph, pw] for t, z, y, x in v.patches3d)
+            else:
+                rows.extend([i, t, 0, 0, 0, S, H, W] for t in range(T))
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 8)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    # -- epoch (shared with workers) ----------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """New degradation parameters, crops and augmentations for this epoch (call before iterating)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    # -- arrays, opened lazily in each worker process -----------------------------------------------
+    def _array(self, i: int) -> np.ndarray:
+        if os.getpid() != self._pid:
+            self._arrays, self._pid = {}, os.getpid()
+        arr = self._arrays.get(i)
+        if arr is None:
+            arr = np.load(self.root / self.volumes[i].record.file, mmap_mode="r")
+            self._arrays[i] = arr
+        return arr
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arrays"] = {}
+        return state
+
+    # -- samples ------------------------------------------------------------------------------------
+    def _region(self, row: np.ndarray) -> np.ndarray:
+        """HR region as float32 ``(C, H, W)`` (2D, C context channels) or ``(1, D, H, W)`` (3D)."""
+        vi, t, z0, y0, x0, d, h, w = (int(v) for v in row)
+        arr = self._array(vi)
+        if self.dims == 2:
+            k = self.context_slices
+            idx = np.clip(np.arange(z0 - k, z0 + k + 1), 0, arr.shape[1] - 1)
+            region = arr[t, idx] if k else arr[t, z0 : z0 + 1]
+        else:
+            region = arr[t, z0 : z0 + d, y0 : y0 + h, x0 : x0 + w][None]
+        return np.array(region, dtype=np.float32)  # a writable copy, not a view of the memmap
+
+    def _fit(self, region: np.ndarray) -> np.ndarray:
+        """Zero-pad up to the patch size, then crop down to a multiple of the factors (bottom/right)."""
+        spatial = region.shape[1:]
+        want = self.patch_size or spatial
+        pad = [(0, 0)] + [(0, max(p - n, 0)) for p, n in zip(want, spatial, strict=True)]
+        if any(after for _, after in pad):
+            region = np.pad(region, pad)
+        keep = tuple(slice(0, n - n % f) for n, f in zip(region.shape[1:], self.factors, strict=True))
+        return region[(slice(None), *keep)]
+
+    def _augment(self, region: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
+        spatial_axes = list(range(1, region.ndim))
+        flips = [int(ax) for ax in spatial_axes if rng.random() < 0.5]
+        if flips:
+            region = np.flip(region, axis=flips)
+        h_ax, w_ax = region.ndim - 2, region.ndim - 1
+        # A quarter turn swaps H and W: fine when a square patch is cut afterwards or the image is square.
+        square_out = self.patch_size[-1] == self.patch_size[-2] if self.patch_size else region.shape[h_ax] == region.shape[w_ax]
+        rot = int(rng.integers(4)) if square_out and self.factors[-1] == self.factors[-2] else 0
+        if rot:
+            region = np.rot90(region, rot, axes=(h_ax, w_ax))
+        gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
+        gain = float(rng.uniform(*self.gain_range))
+        region = np.clip(gain * np.power(np.ascontiguousarray(region), gamma), 0.0, 1.0).astype(np.float32)
+        params.update(flip=flips, rot90=rot, gamma=round(gamma, 4), gain=round(gain, 4))
+        return region
+
+    def _apply(self, x: np.ndarray, params_rng: np.random.Generator,
+               noise_rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        deg = self.degradation
+        if self._noise_kw:
+            return deg.apply_array(x, params_rng, noise_rng=noise_rng)  # type: ignore[call-arg]
+        steps = getattr(deg, "steps", None)
+        if steps is None:  # a custom object: one generator for everything
+            return deg.apply_array(x, params_rng)
+        # mrisr.degrade.chain.Degradation without noise_rng (see .coord/API.md): draw per volume,
+        # noise per slice, with the chain's public step API.
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
+        records = []
+        for step in steps:
+            params = step.draw(params_rng, x.ndim)
+            t = step.apply(t, params, noise_rng)
+            records.append(params)
+        return t[0, 0].numpy(), {"degradation": deg.spec, "steps": records}  # type: ignore[attr-defined]
+
+    def _degrade(self, region: np.ndarray, vi: int, t: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Degrade every channel of ``region`` (``(C, H, W)`` or ``(1, D, H, W)``).
+
+        Parameters come from a generator seeded by (seed, epoch, volume): the same for every slice of
+        the volume; noise from one seeded by (seed, epoch, volume, frame, slice, channel).
+        """
+        key = [self.seed, self.epoch, self.volume_keys[vi]]
+        outs, dparams = [], {}
+        for c in range(region.shape[0]):
+            x = region[c] if self.dims == 2 else region[c].transpose(1, 2, 0)
+            lr, dparams = self._apply(np.ascontiguousarray(x), np.random.default_rng(key),
+                                      np.random.default_rng([*key, t, s, c]))
+            lr = np.asarray(lr, dtype=np.float32)
+            outs.append(lr if self.dims == 2 else lr.transpose(2, 0, 1))
+        return np.stack(outs), dparams
+
+    def __getitem__(self, index: int) -> Sample:
+        row = self.items[index]
+        vi, t, z0 = int(row[0]), int(row[1]), int(row[2])
+        rec = self.volumes[vi].record
+        rng = np.random.default_rng([self.seed, self.epoch, int(index), 0xA06])
+        params: dict[str, Any] = {"frame": t}
+        region = self._region(row)
+        if self.augment:
+            region = self._augment(region, rng, params)
+        region = self._fit(region)
+        spatial = region.shape[1:]
+        if self.patch_size is not None:
+            origin = [f * int(rng.integers((n - p) // f + 1)) for n, p, f in
+                      zip(spatial, self.patch_size, self.factors, strict=True)]
+            window = tuple(slice(o, o + p) for o, p in zip(origin, self.patch_size, strict=True))
+        else:
+            origin = [0] * self.dims
+            window = tuple(slice(0, n) for n in spatial)
+        params["origin"] = origin
+        c = self.context_slices
+        if self.degrade_whole:
+            lr_full, dparams = self._degrade(region, vi, t, z0)
+            hr = region[(slice(c, c + 1), *window)]
+            ratio = [lo / hi for lo, hi in zip(lr_full.shape[1:], spatial, strict=True)]
+            lr_window = tuple(slice(round(w.start * r), round(w.stop * r)) for w, r in zip(window, ratio, strict=True))
+            lr = lr_full[(slice(None), *lr_window)]
+        else:
+            hr = region[(slice(None), *window)]
+            lr, dparams = self._degrade(hr, vi, t, z0)
+            hr = hr[c : c + 1]
+        params["degradation"] = dparams
+        return Sample(
+            lr=torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
+            hr=torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)),
+            volume_id=rec.volume_id,
+            slice_index=z0 + (origin[0] if self.dims == 3 else 0),
+            data_range=1.0,
+            params=params,
+        )
