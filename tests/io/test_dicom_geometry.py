@@ -151,7 +151,7 @@ def test_enhanced_multiframe_oblique_geometry(tmp_path, orientation_per_frame):
 
 def test_enhanced_multiframe_with_time_is_4d(tmp_path):
     temporal = [1, 1, 1, 2, 2, 2]
-    iop, frames, ipps, true_ipps = _enhanced_case(n=6, temporal=temporal)
+    iop, frames, ipps, _ = _enhanced_case(n=6, temporal=temporal)
     perm = np.array([5, 2, 0, 3, 1, 4])
     ds = enhanced_mr(frames[perm], [ipps[p] for p in perm], iop, PIXEL_SPACING,
                      temporal_index=[temporal[p] for p in perm])

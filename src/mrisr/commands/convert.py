@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mrisr.io import read_volume, write_volume
+from mrisr.io.atomic import check_output
+from mrisr.io.detect import output_format
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Refuse a bad or existing output before spending time on reading the input.
+    output_format(args.output)
+    check_output(args.output.rstrip("/\\"), args.force)
     vol = read_volume(args.input, series=args.series)
     out = write_volume(vol, args.output, force=args.force)
     print(f"wrote {out}")

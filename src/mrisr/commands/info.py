@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 
@@ -11,48 +12,64 @@ from mrisr.io import read_volume
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a scan (shape, spacing, orientation, intensities)")
+    p = sub.add_parser(
+        "info",
+        help="describe a scan (shape, spacing, orientation, intensities)",
+        description="Describe a scan: NIfTI, DICOM file / multi-frame file / series folder, PNG, TIFF or NPY.",
+    )
     p.add_argument("path", help="NIfTI, DICOM file/folder, PNG, TIFF or NPY")
     p.add_argument("--series", help="SeriesInstanceUID to pick when a folder holds several series")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=run)
 
 
-def describe(path: str, series: str | None = None) -> dict[str, object]:
+def describe(path: str, series: str | None = None) -> dict[str, Any]:
+    """Summary of a scan as a JSON-friendly dict (keys in display order; absent facts are None)."""
     vol = read_volume(path, series=series)
     data = vol.data
-    info: dict[str, object] = {
+    meta = vol.meta
+    rescale = meta.get("rescale")
+    info: dict[str, Any] = {
         "path": path,
-        "format": vol.meta.get("format"),
+        "format": meta.get("format"),
         "shape": list(vol.shape),
         "spacing_mm": [round(s, 6) for s in vol.spacing],
         "orientation": vol.orientation,
         "intensity_min": float(np.min(data)),
         "intensity_max": float(np.max(data)),
         "intensity_mean": float(np.mean(data)),
-        "modality": vol.meta.get("modality"),
-        "series_description": vol.meta.get("series_description"),
+        "modality": meta.get("modality"),
+        "series_description": meta.get("series_description"),
+        "series_uid": meta.get("series_uid"),
+        "time_spacing_s": meta.get("time_spacing"),
+        "stored_dtype": meta.get("stored_dtype"),
+        "rescale_slope_intercept": list(rescale) if isinstance(rescale, tuple | list) else None,
+        "dicom_files": meta.get("n_files"),
         "affine": np.round(vol.affine, 6).tolist(),
     }
-    if "time_spacing" in vol.meta:
-        info["time_spacing_s"] = vol.meta["time_spacing"]
-    if "series_uid" in vol.meta:
-        info["series_uid"] = vol.meta["series_uid"]
     return info
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """Aligned ``key  value`` lines; the affine as a 4x4 block; keys without a value are left out."""
+    shown = {k: v for k, v in info.items() if v is not None}
+    width = max(len(k) for k in shown)
+    lines = []
+    for key, value in shown.items():
+        if key == "affine":
+            rows = [" ".join(f"{float(v):10.4f}" for v in row) for row in value]
+            lines.append(f"{key:<{width}}  {rows[0]}")
+            lines.extend(f"{'':<{width}}  {row}" for row in rows[1:])
+        elif key in ("shape", "spacing_mm"):
+            lines.append(f"{key:<{width}}  {' x '.join(f'{v:g}' for v in value)}")
+        elif isinstance(value, float):
+            lines.append(f"{key:<{width}}  {value:.6g}")
+        else:
+            lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     info = describe(args.path, series=args.series)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        if key == "affine":
-            rows = [" ".join(f"{v:10.4f}" for v in row) for row in value]  # type: ignore[union-attr]
-            print(f"{key:<{width}}  {rows[0]}")
-            for row in rows[1:]:
-                print(f"{'':<{width}}  {row}")
-        elif value is not None:
-            print(f"{key:<{width}}  {value}")
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0

@@ -6,6 +6,7 @@ import gzip
 from pathlib import Path
 
 from mrisr.errors import InputError
+from mrisr.io.messages import one_line
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -41,7 +42,7 @@ def detect_format(path: str | Path) -> str:
             with gzip.open(p, "rb") as fh:
                 inner = fh.read(544)
         except (OSError, EOFError) as exc:
-            raise InputError(f"{p}: corrupt gzip data ({exc})") from None
+            raise InputError(f"{p}: corrupt gzip data ({one_line(exc)})") from None
         if _nifti_magic(inner):
             return "nifti"
         if inner[128:132] == b"DICM":

@@ -47,6 +47,7 @@ import numpy as np
 
 from mrisr.errors import InputError, OutputExistsError
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.messages import one_line
 from mrisr.io.volume import LPS_TO_RAS, Volume
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def _open_source(path: Path) -> str | io.BytesIO:
         with gzip.open(path, "rb") as gz:
             raw = gz.read(_MAX_GZIP_BYTES + 1)
     except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: corrupt gzip data ({exc})") from None
+        raise InputError(f"{path}: corrupt gzip data ({one_line(exc)})") from None
     if len(raw) > _MAX_GZIP_BYTES:
         raise InputError(f"{path}: gzip-wrapped DICOM larger than {_MAX_GZIP_BYTES} bytes")
     return io.BytesIO(raw)
@@ -142,13 +143,8 @@ def _dcmread(path: Path, stop_before_pixels: bool = False) -> Dataset:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # pydicom raises many types (EOFError, ValueError, struct.error, ...)
-        raise InputError(f"{path}: cannot parse DICOM (truncated or not DICOM?): {_one_line(exc)}") from None
+        raise InputError(f"{path}: cannot parse DICOM (truncated or not DICOM?): {one_line(exc)}") from None
     return ds
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _has_pixels(ds: Dataset) -> bool:
@@ -157,10 +153,12 @@ def _has_pixels(ds: Dataset) -> bool:
 
 def _kind(ds: Dataset) -> str:
     """A short human name for what a data set is, for messages ("RTPLAN", "SR", "MR Image Storage")."""
+    if "DirectoryRecordSequence" in ds:
+        return "DICOMDIR"
     modality = ds.get("Modality")
     if modality:
         return str(modality)
-    sop = ds.get("SOPClassUID")
+    sop = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
     if sop is not None:
         name = getattr(sop, "name", "") or str(sop)
         return str(name)
@@ -225,7 +223,7 @@ def _decode(ds: Dataset, path: Path | str) -> np.ndarray:
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(f"{path}: cannot decode pixel data: {_one_line(exc)}") from None
+        raise InputError(f"{path}: cannot decode pixel data: {one_line(exc)}") from None
     if arr.size != rows * cols * frames:
         raise InputError(f"{path}: decoded {arr.shape} pixels, header says {frames}x{rows}x{cols}")
     return arr.reshape(frames, rows, cols)
@@ -345,6 +343,13 @@ def _group_item(groups: Dataset | None, sequence: str) -> Dataset | None:
     return seq[0] if seq else None
 
 
+def _frame_loader(arr: np.ndarray, i: int) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        return arr[i]
+
+    return load
+
+
 def _frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[_Frame]:
     """Frames of an enhanced (functional groups) or legacy multi-frame data set."""
     n = arr.shape[0]
@@ -412,7 +417,7 @@ def _frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[_F
                     float(i),
                 ),
                 trigger_ms=trigger,
-                load=(lambda i=i: arr[i]),
+                load=_frame_loader(arr, i),
             )
         )
     if derived_positions:
@@ -617,6 +622,8 @@ def read_dicom_file(path: str | Path) -> Volume:
     path = Path(path)
     ds = _dcmread(path)
     if not _has_pixels(ds):
+        if _is_image_header(ds):
+            raise InputError(f"{path}: DICOM image header without pixel data (truncated file?)")
         raise InputError(f"{path}: DICOM {_kind(ds)} object without pixel data (not an image)")
     n_frames = _check_image_header(ds, path)[2]
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
@@ -847,7 +854,7 @@ _MR_DEFAULTS: dict[str, Any] = {
 _SR_SUFFIX = re.compile(r"\s*\[mrisr[^\]]*\]\s*$")
 
 
-def _ds(values: Sequence[float] | float) -> Any:
+def _ds(values: Sequence[float] | np.ndarray | float) -> Any:
     from pydicom.valuerep import DSfloat
 
     if isinstance(values, Sequence | np.ndarray):

@@ -44,7 +44,7 @@ def rescaled_affine(affine: np.ndarray, factors: float | Sequence[float]) -> np.
 def rescaled_shape(shape: Sequence[int], factors: float | Sequence[float]) -> tuple[int, ...]:
     """Spatial shape after resampling by ``factors`` (rounded to the nearest voxel, at least 1)."""
     f = _factors(factors, len(shape))
-    return tuple(max(1, int(round(n * s))) for n, s in zip(shape, f, strict=True))
+    return tuple(max(1, round(float(n * s))) for n, s in zip(shape, f, strict=True))
 
 
 def field_of_view_corners(affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:

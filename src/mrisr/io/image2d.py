@@ -13,6 +13,7 @@ import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.messages import one_line
 from mrisr.io.volume import Volume
 
 #: PIL's safety limit, applied before decoding a huge image.
@@ -41,7 +42,7 @@ def read_image2d(path: str | Path) -> Volume:
     except Image.DecompressionBombError:
         raise InputError(f"{path}: image claims more than {_MAX_PIXELS} pixels") from None
     except Exception as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
+        raise InputError(f"cannot read image {path}: {one_line(exc)}") from None
     if arr.ndim == 3:
         channels = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
         if not np.all(channels == channels[..., :1]):
@@ -65,9 +66,9 @@ def read_npy(path: str | Path) -> Volume:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+        raise InputError(f"cannot read {path}: {one_line(exc)}") from None
     except Exception as exc:
-        raise InputError(f"cannot read {path} (truncated or not a .npy array?): {exc}") from None
+        raise InputError(f"cannot read {path} (truncated or not a .npy array?): {one_line(exc)}") from None
     check_voxel_count(arr.shape, path)
     if arr.ndim not in (2, 3, 4):
         raise InputError(f"{path}: expected a 2D, 3D or 4D array, got shape {arr.shape}")

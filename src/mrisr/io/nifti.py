@@ -9,6 +9,7 @@ import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.messages import one_line
 from mrisr.io.volume import Volume
 
 
@@ -18,7 +19,7 @@ def read_nifti(path: str | Path) -> Volume:
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for broken headers
-        raise InputError(f"cannot read NIfTI {path}: {exc}") from None
+        raise InputError(f"cannot read NIfTI {path}: {one_line(exc)}") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"{path} is not a NIfTI image")
     shape = tuple(int(s) for s in img.shape)
@@ -34,7 +35,7 @@ def read_nifti(path: str | Path) -> Volume:
     try:
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     except Exception as exc:
-        raise InputError(f"cannot read voxels of {path} (truncated file?): {exc}") from None
+        raise InputError(f"cannot read voxels of {path} (truncated file?): {one_line(exc)}") from None
     if data.ndim == 3 and data.shape[2] == 1 and shape[2] == 1:
         pass  # a single-slice 3D file stays 3D so that writing it back keeps the slice geometry
     zooms = img.header.get_zooms()
