@@ -293,3 +293,16 @@ def test_debug_shows_traceback(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert loud.returncode == 1
     assert "Traceback (most recent call last)" in loud.stderr and "InputError" in loud.stderr
+
+
+def test_unreadable_folder_listing(tmp_path, capsys, monkeypatch):
+    import mrisr.io.dicom
+
+    (tmp_path / "in").mkdir()
+
+    def walk(top, onerror=None, **kwargs):
+        onerror(PermissionError(13, "Permission denied", str(top)))
+        yield from ()
+
+    monkeypatch.setattr(mrisr.io.dicom.os, "walk", walk)
+    _fails_cleanly(capsys, tmp_path, [str(tmp_path / "in")], match=("cannot read folder", "Permission denied"))

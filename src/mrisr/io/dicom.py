@@ -664,7 +664,10 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], d
         raise InputError(f"{folder}: not a folder")
     series: dict[str, list[tuple[Path, Dataset]]] = {}
     skipped: dict[str, int] = {}
-    for root, dirs, files in os.walk(folder):
+    def unreadable(exc: OSError) -> None:
+        raise InputError(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
