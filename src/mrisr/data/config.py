@@ -36,15 +36,17 @@ class DatasetOptions:
     augment: bool = True
     dims: int = 2
     context_slices: int = 0
-    degrade_whole: bool = True
+    degrade_margin: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.patch_size, list):
             object.__setattr__(self, "patch_size", tuple(int(v) for v in self.patch_size))
         if self.dims not in (2, 3):
             raise ConfigError(f"dataset.dims: 2 or 3, got {self.dims!r}")
-        if not isinstance(self.augment, bool) or not isinstance(self.degrade_whole, bool):
-            raise ConfigError("dataset.augment and dataset.degrade_whole: true or false")
+        if not isinstance(self.augment, bool):
+            raise ConfigError("dataset.augment: true or false")
+        if self.degrade_margin is not None and (not isinstance(self.degrade_margin, int) or self.degrade_margin < 0):
+            raise ConfigError(f"dataset.degrade_margin: null (whole image) or pixels >= 0, got {self.degrade_margin!r}")
         if not isinstance(self.context_slices, int) or self.context_slices < 0:
             raise ConfigError(f"dataset.context_slices: a non-negative integer, got {self.context_slices!r}")
 
@@ -64,7 +66,7 @@ class DatasetOptions:
 
         return SRDataset(root, split, self.degradation, patch_size=self.patch_size,
                          augment=self.augment if augment is None else augment, seed=seed, dims=self.dims,
-                         context_slices=self.context_slices, degrade_whole=self.degrade_whole)
+                         context_slices=self.context_slices, degrade_margin=self.degrade_margin)
 
 
 @dataclass(frozen=True)

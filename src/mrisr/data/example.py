@@ -118,20 +118,11 @@ def make_cardiac(out: Path, n_patients: int = 4, shape: Sequence[int] = (96, 96,
 
 
 def _write_series(vol: Volume, folder: Path, patient_id: str, modality: str, description: str) -> None:
-    """A DICOM series through mrisr.io, with the patient and modality set on every file."""
-    import pydicom
-
+    """A DICOM series through mrisr.io, with the patient, modality and description given."""
     from mrisr.io.dicom import write_dicom_series
 
-    folder.mkdir(parents=True, exist_ok=True)
-    write_dicom_series(vol, folder)
-    for f in sorted(folder.iterdir()):
-        ds = pydicom.dcmread(f)
-        ds.PatientID = patient_id
-        ds.PatientName = patient_id
-        ds.Modality = modality
-        ds.SeriesDescription = description
-        ds.save_as(f)
+    meta = {"patient_id": patient_id, "modality": modality, "series_description": description}
+    write_dicom_series(Volume(vol.data, vol.affine, {**vol.meta, **meta}), folder)
 
 
 def make_pediatric(out: Path, n_patients: int = 4, shape: Sequence[int] = (128, 128, 6), seed: int = 0,

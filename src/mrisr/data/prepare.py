@@ -59,7 +59,7 @@ def _pair(value: object, name: str, n: int = 2) -> tuple[int, ...] | None:
     if isinstance(value, int | float | str):
         value = [value] * n
     try:
-        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
+        out = tuple(int(v) for v in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected an integer or {n} integers, got {value!r}") from None
     if len(out) == 1:

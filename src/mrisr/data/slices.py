@@ -76,7 +76,9 @@ def centre_crop_pad(stack: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarra
     """
     out_shape = (*stack.shape[:-2], *size)
     out = np.zeros(out_shape, dtype=stack.dtype)
-    src, dst, offset = [], [], []
+    src: list[slice] = []
+    dst: list[slice] = []
+    offset: list[int] = []
     for n_in, n_out in zip(stack.shape[-2:], size, strict=True):
         off = (n_in - n_out) // 2
         offset.append(off)
@@ -84,7 +86,7 @@ def centre_crop_pad(stack: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarra
         hi = min(off + n_out, n_in)
         src.append(slice(lo, hi))
         dst.append(slice(lo - off, hi - off))
-    out[(..., *dst)] = stack[(..., *src)]
+    out[(Ellipsis, *dst)] = stack[(Ellipsis, *src)]  # type: ignore[index,arg-type]
     return out, (offset[0], offset[1])
 
 

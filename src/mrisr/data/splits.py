@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
 
 from mrisr.errors import ConfigError
 
 #: The split sizes: a fraction in (0, 1), a count (int >= 0), or "rest" (whatever is left).
-SplitSize = float | int | str
+SplitSize: TypeAlias = float | int | str
 
 DEFAULT_SPLIT: dict[str, SplitSize] = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+def _split_size(name: str, raw: object) -> SplitSize:
+    """One split's size: "rest", a count (int, "64") or a fraction (float <= 1, "0.8", "1.0")."""
+    if isinstance(raw, str) and raw.lower() == "rest":
+        return "rest"
+    try:
+        num = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"split.{name}: expected a fraction, a count or 'rest', got {raw!r}") from None
+    if num < 0 or not np.isfinite(num):
+        raise ConfigError(f"split.{name}: must be >= 0, got {raw!r}")
+    if isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()):
+        return int(num)
+    if num > 1:
+        raise ConfigError(f"split.{name}: a fraction must be <= 1 (write a count without a point), got {raw!r}")
+    return num
 
 
 def parse_split_spec(spec: str | Mapping[str, object]) -> dict[str, SplitSize]:
@@ -34,23 +52,7 @@ def parse_split_spec(spec: str | Mapping[str, object]) -> dict[str, SplitSize]:
         items = dict(spec)
     if not items:
         raise ConfigError("split: no splits given")
-    out: dict[str, SplitSize] = {}
-    for name, raw in items.items():
-        value: SplitSize
-        if isinstance(raw, str) and raw.lower() == "rest":
-            value = "rest"
-        else:
-            try:
-                num = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigError(f"split.{name}: expected a fraction, a count or 'rest', got {raw!r}") from None
-            if num < 0 or not np.isfinite(num):
-                raise ConfigError(f"split.{name}: must be >= 0, got {raw!r}")
-            is_int = isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())
-            value = int(num) if is_int or num >= 1 else num
-            if isinstance(value, int) and num != int(num):
-                raise ConfigError(f"split.{name}: a count must be a whole number, got {raw!r}")
-        out[str(name)] = value
+    out: dict[str, SplitSize] = {str(name): _split_size(str(name), raw) for name, raw in items.items()}
     kinds = {type(v) for v in out.values() if v != "rest"}
     if len(kinds) > 1:
         raise ConfigError(f"split: mix of fractions and counts in {items}")
