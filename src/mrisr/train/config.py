@@ -56,14 +56,15 @@ class DataConfig:
     """Training data: a folder written by ``mrisr prepare`` plus the on-the-fly degradation.
 
     ``batch_size`` is the *global* batch: with N processes each takes ``batch_size / N``.
-    ``patch_size`` (pixels/voxels of the high-resolution patch) ``null`` = whole slices.
+    ``patch_size``: the high-resolution patch in pixels/voxels, one number or one per axis (3D:
+    ``[D, H, W]``); ``null`` = whole slices/volumes.
     """
 
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
     degradation: str | dict[str, Any] | list[Any] = "bicubic:scale=2"
-    patch_size: int | None = 64
+    patch_size: int | list[int] | None = 64
     augment: bool = True
     dims: Literal[2, 3] = 2
     context_slices: int = 0
@@ -197,7 +198,7 @@ class ValidationConfig:
     baselines: list[str] = field(default_factory=lambda: ["bicubic", "zerofill"])
     max_samples: int | None = 64
     batch_size: int = 4
-    patch_size: int | None = None
+    patch_size: int | list[int] | None = None
     grid_samples: int = 4
     ssim_gaussian: bool = False
 
@@ -339,11 +340,12 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     name = key or "config"
     if isinstance(value, _SetValue):
         if _wants_text(tp, value):
-            return str(value)
-        try:
-            value = yaml.safe_load(str(value)) if str(value).strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name}: cannot parse {str(value)!r}: {exc}") from exc
+            value = str(value)
+        else:
+            try:
+                value = yaml.safe_load(str(value)) if str(value).strip() else ""
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{name}: cannot parse {str(value)!r}: {exc}") from exc
     if tp is Any:
         return value
     origin = typing.get_origin(tp)

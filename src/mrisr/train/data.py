@@ -26,7 +26,7 @@ def data_key(cfg: DataConfig) -> str:
 
 
 def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
-                  patch_size: int | None = None) -> Dataset[Any]:
+                  patch_size: int | list[int] | None = None) -> Dataset[Any]:
     """An :class:`mrisr.data.datasets.SRDataset` for ``split``; validation takes no augmentation and
     ``patch_size`` (whole slices by default)."""
     from mrisr.data.datasets import SRDataset
@@ -71,12 +71,24 @@ def train_loader(dataset: Dataset[Any], cfg: DataConfig, env: DistEnv, seed: int
                       persistent_workers=False)
 
 
-def val_loader(dataset: Dataset[Any], batch_size: int, max_samples: int | None) -> DataLoader[Any]:
-    """Validation in a fixed order: ``max_samples`` samples spread evenly over the split (all by default)."""
+def collate_by_shape(samples: list[Any]) -> list[Any]:
+    """Batches of consecutive equal-shape samples (whole validation slices may differ in size)."""
     from mrisr.data.samples import collate_samples
 
+    groups: list[list[Any]] = []
+    for s in samples:
+        if groups and groups[-1][0].hr.shape == s.hr.shape and groups[-1][0].lr.shape == s.lr.shape:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return [collate_samples(g) for g in groups]
+
+
+def val_loader(dataset: Dataset[Any], batch_size: int, max_samples: int | None) -> DataLoader[Any]:
+    """Validation in a fixed order: ``max_samples`` samples spread evenly over the split (all by default).
+    Yields lists of batches (see :func:`collate_by_shape`)."""
     n = len(dataset)  # type: ignore[arg-type]
     if max_samples is not None and max_samples < n:
         picks = sorted({round(i * (n - 1) / max(1, max_samples - 1)) for i in range(max_samples)})
         dataset = Subset(dataset, picks)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_samples)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_by_shape)

@@ -56,6 +56,7 @@ from mrisr.train.schedule import PhaseSpan, Schedule, lr_factor
 from mrisr.train.validate import HIGHER_IS_BETTER, Validator, is_better
 
 CONFIG_FILE = "config.yaml"
+PLOT_INTERVAL_S = 300.0  # loss plots are redrawn at validations at most this often, and at the end
 
 
 # ------------------------------------------------------------------------------------------ objectives
@@ -67,10 +68,15 @@ def build_adversarial(kind: str) -> Adversarial:
                        g_needs_real=kind == "relativistic")
 
 
-def build_loss_terms(phase: PhaseConfig, index: int, device: torch.device) -> list[LossTerm]:
-    """The phase's generator objective as (name, weight, function) terms."""
-    from mrisr.losses.pixel import PIXEL_LOSSES
+def build_loss_terms(phase: PhaseConfig, index: int, device: torch.device,
+                     cache: dict[str, nn.Module] | None = None) -> list[LossTerm]:
+    """The phase's generator objective as (name, weight, function) terms; unknown names or arguments are
+    ConfigErrors naming the key. ``cache`` shares perceptual networks between phases."""
+    import inspect
 
+    from mrisr.losses import PIXEL_LOSSES, VGG19FeatureLoss
+
+    cache = {} if cache is None else cache
     terms = []
     for j, t in enumerate(phase.losses):
         key = f"phases.{index}.losses.{j}"
@@ -79,27 +85,25 @@ def build_loss_terms(phase: PhaseConfig, index: int, device: torch.device) -> li
                 raise ConfigError(f"{key}.args: the adversarial term takes no args (set phases.{index}.adversarial)")
             terms.append(LossTerm("adversarial", t.weight, None))
             continue
-        if t.name in ("vgg19", "perceptual"):
-            from mrisr.losses import VGG19FeatureLoss
-
-            try:
-                module = VGG19FeatureLoss(**t.args).to(device).eval()
-            except TypeError as exc:
-                raise ConfigError(f"{key}.args: {exc}") from None
-            terms.append(LossTerm(t.name, t.weight, module))
+        if t.name == "vgg19":
+            ident = json.dumps(t.args, sort_keys=True, default=str)
+            if ident not in cache:
+                try:
+                    cache[ident] = VGG19FeatureLoss(**t.args).to(device).eval().requires_grad_(False)
+                except TypeError as exc:
+                    raise ConfigError(f"{key}.args: {exc}") from None
+            terms.append(LossTerm(t.name, t.weight, cache[ident]))
             continue
-        name = "ssim_loss" if t.name == "ssim" else "kspace_loss" if t.name == "kspace" else t.name
-        fn = PIXEL_LOSSES.get(name)
+        fn = PIXEL_LOSSES.get(t.name)
         if fn is None:
-            known = sorted({"adversarial", "vgg19", "ssim", "kspace", *PIXEL_LOSSES})
+            known = sorted({"adversarial", "vgg19", *PIXEL_LOSSES})
             raise ConfigError(f"{key}.name: unknown loss {t.name!r}; known: {', '.join(known)}")
         if t.args:
-            import inspect
-
-            allowed = set(inspect.signature(fn).parameters) - {"pred", "target"}
+            allowed = set(list(inspect.signature(fn).parameters)[2:])
             bad = sorted(set(t.args) - allowed)
             if bad:
-                raise ConfigError(f"{key}.args.{bad[0]}: not an argument of {t.name} (has {', '.join(sorted(allowed))})")
+                raise ConfigError(f"{key}.args.{bad[0]}: not an argument of {t.name} "
+                                  f"(it takes {', '.join(sorted(allowed)) or 'none'})")
             fn = functools.partial(fn, **t.args)
         terms.append(LossTerm(t.name, t.weight, fn))
     return terms
@@ -342,6 +346,9 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         "generator": torch.amp.GradScaler("cuda") if fp16 else None,
         "discriminator": torch.amp.GradScaler("cuda") if fp16 and d_plain is not None else None,
     }
+    perceptual: dict[str, nn.Module] = {}
+    phase_terms = [build_loss_terms(ph, i, env.device, perceptual) for i, ph in enumerate(cfg.phases)]
+    phase_adv = [build_adversarial(ph.adversarial) if ph.adversarial else None for ph in cfg.phases]
     lr_g = lr_factor(cfg.optim.generator.scheduler, total)
     lr_d = lr_factor(cfg.optim.discriminator.scheduler, total)
 
@@ -446,7 +453,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 png = sample_grid(result.grid, samples / f"val_step{pos.step:08d}.png",
                                   cfg.validation.baselines[0] if cfg.validation.baselines else "LR")
                 log.figure("val/samples", png, pos.step)
-            log.plot_losses()
+            log.plot_losses(min_interval_s=PLOT_INTERVAL_S)
         return bool(ddp.broadcast_object(env, is_best))
 
     # --- the loop -----------------------------------------------------------------------------------
@@ -465,8 +472,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 key = phase_keys[span.index]
                 if span.index != phase_index:  # entering a phase (or resuming inside one)
                     phase_index = span.index
-                    terms = build_loss_terms(span.phase, span.index, env.device)
-                    adversarial = build_adversarial(span.phase.adversarial) if span.phase.adversarial else None
+                    terms, adversarial = phase_terms[span.index], phase_adv[span.index]
                     g_plain.train(span.trains("generator"))
                     if d_plain is not None:
                         d_plain.train(span.trains("discriminator"))
@@ -519,9 +525,11 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 if val_due or stopping or pos.step % cfg.checkpoint.every == 0:
                     save(also_best=is_best)
                 if stopping:
+                    log.plot_losses()
                     log.message(f"mrisr: stopped at step {pos.step}; checkpoint saved "
                                 f"(continue with: mrisr train --resume {run_dir})")
                     raise KeyboardInterrupt
+            log.plot_losses()
         finally:
             log.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class RunLog:
         self.csv_path = run_dir / "metrics.csv"
         self._tb: Any = None
         self._bar: Any = None
+        self._plotted = -float("inf")
         if not enabled:
             return
         if resume_step is not None and self.csv_path.exists():
@@ -98,10 +100,12 @@ class RunLog:
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def plot_losses(self) -> None:
-        """Redraw ``plots/losses_*.png`` from ``metrics.csv`` (so resumed runs plot their whole history)."""
-        if not self.enabled:
+    def plot_losses(self, min_interval_s: float = 0.0) -> None:
+        """Redraw ``plots/losses_*.png`` from ``metrics.csv`` (so resumed runs plot their whole history),
+        unless the last drawing is less than ``min_interval_s`` seconds old."""
+        if not self.enabled or time.monotonic() - self._plotted < min_interval_s:
             return
+        self._plotted = time.monotonic()
         self._fh.flush()
         with open(self.csv_path, newline="") as fh:
             rows = [(float(r["epoch"]), r["name"], float(r["value"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -94,7 +95,7 @@ class ValidationResult:
 class Validator:
     """Scores a generator on a fixed validation loader; caches the baselines' scores and images."""
 
-    def __init__(self, loader: Iterable, device: torch.device, baselines: Sequence[str], grid_samples: int,
+    def __init__(self, loader: Iterable[list[Any]], device: torch.device, baselines: Sequence[str], grid_samples: int,
                  ssim_gaussian: bool):
         self.loader = loader
         self.device = device
@@ -113,7 +114,7 @@ class Validator:
         base_tallies = {m: _Tally() for m in self.baselines} if first else {}
         grid: list[GridRow] = []
         try:
-            for batch in self.loader:
+            for batch in (b for group in self.loader for b in group):
                 batch = batch.to(self.device, non_blocking=True)
                 with torch.autocast(self.device.type, dtype=autocast_dtype or torch.float32,
                                     enabled=autocast_dtype is not None):

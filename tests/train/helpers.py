@@ -1,0 +1,58 @@
+"""Shared pieces of the training tests: shrinking a shipped config to a seconds-long CPU run."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mrisr.models.registry import REGISTRY
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+
+# Constructor arguments that define *what* a network is (kept); the rest (width, depth) become tiny.
+ARCH_KEYS = {"scale", "in_channels", "residual", "data_consistency", "output_activation", "spatial_dims",
+             "dropout", "batch_norm", "upsampling", "anisotropic", "pre_method", "upsampler"}
+PATCH_2D = 24  # a multiple of 2, 3 and 4
+PATCH_3D = [8, 16, 16]
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def shrink(raw: dict[str, Any], roots: dict[str, str], steps: int = 2) -> dict[str, Any]:
+    """A shipped config with tiny networks, a few steps per phase, small batches and the test data.
+
+    ``roots`` maps each data root named in the config to a prepared test folder.
+    """
+    raw = copy.deepcopy(raw)
+    for role in ("generator", "discriminator"):
+        net = raw["model"].get(role)
+        if net:
+            kept = {k: v for k, v in (net.get("args") or {}).items() if k in ARCH_KEYS}
+            net["args"] = {**REGISTRY[net["name"]].tiny, **kept}
+    data = raw.setdefault("data", {})
+    three_d = data.get("dims", 2) == 3
+    patch = PATCH_3D if three_d else PATCH_2D
+    data.update(root=roots[data["root"]], batch_size=2, num_workers=0, patch_size=patch)
+    for ph in raw["phases"]:
+        ph.pop("epochs", None)
+        g, d = (int(n) for n in str(ph.get("ratio", "1:1")).split(":"))
+        ph["steps"] = max(steps, g, d)  # at least one whole G:D cycle, so both networks update
+        if ph.get("data"):
+            if "root" in ph["data"]:
+                ph["data"]["root"] = roots[ph["data"]["root"]]
+            if "patch_size" in ph["data"]:
+                ph["data"]["patch_size"] = patch
+        for term in ph.get("losses") or []:
+            if term["name"] == "vgg19":
+                term["args"] = {**(term.get("args") or {}), "layers": ["relu1_2"]}
+    raw.setdefault("validation", {}).update(every=1000, max_samples=2, batch_size=2, grid_samples=1,
+                                            patch_size=PATCH_3D if three_d else None)
+    raw.setdefault("run", {}).update(log_every=1, progress="never", precision="fp32")
+    raw.setdefault("checkpoint", {})["every"] = 1000
+    return raw
