@@ -54,7 +54,7 @@ def kspace_loss(pred: torch.Tensor, target: torch.Tensor, dims: Sequence[int] | 
     Args:
         dims: FFT dims; default all spatial dims (everything after N and C).
         kind: ``"l1"`` (mean modulus of the complex difference) or ``"mse"`` (mean squared modulus; with
-            the orthonormal FFT this equals the pixel MSE times the number of spatial points, Parseval).
+            the orthonormal FFT and no ``log_magnitude`` this equals the pixel MSE, by Parseval).
         log_magnitude: compare ``log(1 + |F|)`` magnitudes instead of complex values (phase ignored),
             which weights high frequencies up.
     """
