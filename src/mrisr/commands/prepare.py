@@ -51,16 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="percentile clip to [0, 1] per volume (default 0.5 99.5)")
     g.add_argument("--axis", type=int, choices=(0, 1, 2), help="array axis to slice along (default 2)")
-    g.add_argument("--resize", type=_size, metavar="N|HxW", help="resize slices (bicubic; masks nearest)")
+    g.add_argument("--resize", type=_size, nargs="+", metavar="N|HxW", help="resize slices (bicubic; masks nearest)")
     g.add_argument("--roi-from-masks", action=argparse.BooleanOptionalAction, default=None,
                    help="crop to the union bounding box of the masks (all slices and frames) + margin")
     g.add_argument("--roi-margin", type=int, metavar="PX", help="ROI margin in pixels (default 10)")
-    g.add_argument("--crop", type=_size, metavar="N|HxW", help="centre crop / zero pad slices to this size")
+    g.add_argument("--crop", type=_size, nargs="+", metavar="N|HxW", help="centre crop / zero pad slices to this size")
     g.add_argument("--skip-empty", type=float, metavar="FRACTION",
                    help="drop slices with less than this fraction of pixels above --empty-threshold")
     g.add_argument("--empty-threshold", type=float, help="foreground threshold in [0, 1] units (default 0.05)")
-    g.add_argument("--patch3d", type=_size, metavar="N|DxHxW", help="also list 3D patches of this size")
-    g.add_argument("--patch3d-stride", type=_size, metavar="N|DxHxW", help="3D patch stride (default: the size)")
+    g.add_argument("--patch3d", type=_size, nargs="+", metavar="N|DxHxW", help="also list 3D patches of this size")
+    g.add_argument("--patch3d-stride", type=_size, nargs="+", metavar="N|DxHxW", help="3D patch stride (default: the size)")
     g.add_argument("--dtype", choices=("float32", "float16"), help="stored array type (default float32)")
     p.add_argument("--force", action="store_true", help="redo OUT if it was prepared with other options")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -87,6 +87,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "skip_empty": args.skip_empty, "empty_threshold": args.empty_threshold, "patch3d": args.patch3d,
         "patch3d_stride": args.patch3d_stride, "dtype": args.dtype,
     }
+    for name in ("resize", "crop", "patch3d", "patch3d_stride"):  # "256 256", "256x256" or "256"
+        if flags[name] is not None:
+            flags[name] = [v for part in flags[name] for v in part]
     if args.percentiles:
         flags["low_percentile"], flags["high_percentile"] = args.percentiles
     options.update({k: v for k, v in flags.items() if v is not None})

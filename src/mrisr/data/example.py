@@ -95,7 +95,7 @@ def _truncated_copy(src: Path, dst: Path, keep: float = 0.4) -> None:
     dst.write_bytes(data[: max(int(len(data) * keep), 200)])
 
 
-def make_cardiac(out: Path, n_patients: int = 4, shape: Sequence[int] = (96, 96, 8, 10), seed: int = 0,
+def make_cardiac(out: Path, n_patients: int = 8, shape: Sequence[int] = (96, 96, 8, 10), seed: int = 0,
                  spacing: Sequence[float] = (1.5, 1.5, 8.0), bad: bool = True) -> list[Path]:
     """Write ``n_patients`` 4D cine NIfTI files with masks under ``out``; return the patient folders."""
     rng = np.random.default_rng(seed)
@@ -125,7 +125,7 @@ def _write_series(vol: Volume, folder: Path, patient_id: str, modality: str, des
     write_dicom_series(Volume(vol.data, vol.affine, {**vol.meta, **meta}), folder)
 
 
-def make_pediatric(out: Path, n_patients: int = 4, shape: Sequence[int] = (128, 128, 6), seed: int = 0,
+def make_pediatric(out: Path, n_patients: int = 8, shape: Sequence[int] = (128, 128, 16), seed: int = 0,
                    spacing: Sequence[float] = (0.5, 0.5, 4.0), bad: bool = True) -> list[Path]:
     """Write ``n_patients`` DICOM MR series of axial 2D slices (head phantoms) under ``out``."""
     rng = np.random.default_rng(seed + 1)
@@ -150,10 +150,10 @@ def make_pediatric(out: Path, n_patients: int = 4, shape: Sequence[int] = (128, 
 
 def make_example_data(
     out: str | Path,
-    n_patients: int = 4,
+    n_patients: int = 8,
     seed: int = 0,
     *,
-    pediatric_shape: Sequence[int] = (128, 128, 6),
+    pediatric_shape: Sequence[int] = (128, 128, 16),
     cardiac_shape: Sequence[int] = (96, 96, 8, 10),
     bad_inputs: bool = True,
     pediatric: bool = True,
@@ -163,7 +163,8 @@ def make_example_data(
     """Write the two synthetic cohorts under ``out`` (see the module docstring).
 
     Args:
-        n_patients: patients per cohort.
+        n_patients: patients per cohort (8 x 16 pediatric slices: enough for the pediatric config's
+            64-image test set).
         pediatric_shape: ``(X, Y, Z)`` of each pediatric series (Z slices of X x Y pixels).
         cardiac_shape: ``(X, Y, Z, T)`` of each cardiac cine.
         bad_inputs: also write the inputs that `mrisr prepare` must skip (CT series, truncated files).
