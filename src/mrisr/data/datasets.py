@@ -305,3 +305,93 @@ class SRDataset(Dataset[Sample]):
             data_range=1.0,
             params=params,
         )
+
+
+class PairedDataset(Dataset[Sample]):
+    """Pre-degraded pairs: LR images that exist (acquired or degraded elsewhere) next to their HR scans.
+
+    Prepare the HR and the LR folders separately with the same relative file names (so the volume ids
+    match) and the same slicing axis, without resize/crop/ROI (the LR grid must stay a whole-number
+    fraction of the HR grid): ``mrisr prepare HR_SRC hr/`` and ``mrisr prepare LR_SRC lr/``. Splits come
+    from the HR manifest. The scale per in-plane axis is the ratio of the stored shapes (the slice
+    count must match).
+
+    Args:
+        hr_root, lr_root: the two prepared folders.
+        patch_size: HR patch size (a multiple of the scale) or None for whole slices.
+        augment: the same flips/rot90 and gamma/gain on both images of a pair.
+    """
+
+    def __init__(self, hr_root: str | Path, lr_root: str | Path, split: str,
+                 patch_size: int | Sequence[int] | None = None, augment: bool = False, seed: int = 0,
+                 gamma_range: tuple[float, float] = (0.8, 1.25), gain_range: tuple[float, float] = (0.9, 1.1)) -> None:
+        self.hr_root, self.lr_root = Path(hr_root), Path(lr_root)
+        hr = load_manifest(self.hr_root)
+        lr = {v.record.volume_id: v for v in load_manifest(self.lr_root).volumes}
+        self.volumes = hr.in_split(split)
+        if not self.volumes:
+            raise ConfigError(f"{self.hr_root}: no volumes in split {split!r}")
+        missing = [v.record.volume_id for v in self.volumes if v.record.volume_id not in lr]
+        if missing:
+            raise ConfigError(f"{self.lr_root}: no low-resolution twin for {', '.join(missing[:5])}")
+        self.lr_records = [lr[v.record.volume_id].record for v in self.volumes]
+        scales = set()
+        for v, r in zip(self.volumes, self.lr_records, strict=True):
+            (T, S, H, W), (t, s, h, w) = v.record.shape, r.shape
+            if (T, S) != (t, s) or H % h or W % w:
+                raise ConfigError(f"{r.volume_id}: LR stack {r.shape} is not a whole-number fraction of HR {v.record.shape}")
+            scales.add((H // h, W // w))
+        if len(scales) != 1:
+            raise ConfigError(f"the pairs have different scales {sorted(scales)}")
+        self.factors: tuple[int, int] = scales.pop()
+        self.patch_size = _sizes(patch_size, 2, "patch_size")
+        if self.patch_size and any(p % f for p, f in zip(self.patch_size, self.factors, strict=True)):
+            raise ConfigError(f"patch_size {self.patch_size} must be a multiple of the scale {self.factors}")
+        self.augment, self.seed = bool(augment), int(seed)
+        self.gamma_range, self.gain_range = gamma_range, gain_range
+        self.items = np.asarray([[i, t, s] for i, v in enumerate(self.volumes) for t, s in v.slices],
+                                dtype=np.int64).reshape(-1, 3)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._arrays: dict[tuple[int, bool], np.ndarray] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(int(epoch))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": {}}
+
+    def _array(self, i: int, low: bool) -> np.ndarray:
+        if os.getpid() != self._pid:
+            self._arrays, self._pid = {}, os.getpid()
+        if (i, low) not in self._arrays:
+            root, rec = (self.lr_root, self.lr_records[i]) if low else (self.hr_root, self.volumes[i].record)
+            self._arrays[i, low] = np.load(root / rec.file, mmap_mode="r")
+        return self._arrays[i, low]
+
+    def __getitem__(self, index: int) -> Sample:
+        vi, t, s = (int(v) for v in self.items[index])
+        rng = np.random.default_rng([self.seed, int(self._epoch.item()), int(index), 0xA06])
+        fh, fw = self.factors
+        hr_img, lr_img = self._array(vi, False)[t, s], self._array(vi, True)[t, s]
+        H, W = (lr_img.shape[0] * fh, lr_img.shape[1] * fw)
+        ph, pw = self.patch_size or (H, W)
+        y = fh * int(rng.integers(max(H - ph, 0) // fh + 1))
+        x = fw * int(rng.integers(max(W - pw, 0) // fw + 1))
+        hr = np.array(hr_img[y : y + ph, x : x + pw], dtype=np.float32)[None]
+        lr = np.array(lr_img[y // fh : (y + ph) // fh, x // fw : (x + pw) // fw], dtype=np.float32)[None]
+        params: dict[str, Any] = {"frame": t, "origin": [y, x], "degradation": {"pre_degraded": self.lr_records[vi].source}}
+        if self.augment:
+            flips = tuple(ax for ax in (1, 2) if rng.random() < 0.5)
+            rot = int(rng.integers(4)) if ph == pw and fh == fw else 0
+            gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
+            gain = float(rng.uniform(*self.gain_range))
+            hr, lr = (np.clip(gain * np.power(np.rot90(np.flip(a, flips), rot, axes=(1, 2)), gamma), 0, 1).astype(np.float32)
+                      for a in (hr, lr))
+            params.update(flip=list(flips), rot90=rot, gamma=round(gamma, 4), gain=round(gain, 4))
+        return Sample(torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
+                      torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)),
+                      self.volumes[vi].record.volume_id, s, 1.0, params)
