@@ -90,7 +90,7 @@ def _nifti_stem(name: str) -> str:
 
 
 def fingerprint(files: Sequence[Path]) -> str:
-    """Cheap change detector for resume: names, sizes and modification times of the files."""
+    """Cheap change detector for resume: names, sizes and modification times of the files (scan + masks)."""
     h = hashlib.sha1()
     for f in sorted(files):
         st = f.stat()

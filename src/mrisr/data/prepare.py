@@ -44,6 +44,7 @@ from mrisr.data.roi import crop_bbox, expand_bbox, union_bbox
 from mrisr.data.slices import centre_crop_pad, foreground_fraction, resize_stack, stack_spacing, to_stack
 from mrisr.data.splits import DEFAULT_SPLIT, SplitSize, assign_splits, parse_split_spec
 from mrisr.errors import ConfigError, MrisrError
+from mrisr.io import read_volume
 from mrisr.io.atomic import atomic_path, atomic_write_text
 
 #: Options that change the stored arrays or records: a re-run into the same OUT must keep them.
@@ -176,8 +177,6 @@ def _read(ref: ScanRef):  # type: ignore[no-untyped-def]
         from mrisr.io.dicom import read_dicom_folder
 
         return read_dicom_folder(ref.path, series=ref.series_uid)
-    from mrisr.io import read_volume
-
     return read_volume(ref.path)
 
 
@@ -218,7 +217,7 @@ def prepare_volume(ref: ScanRef, opts: PrepareOptions, out: Path, root: Path) ->
     mask_stacks, mask_names = [], []
     for mpath in ref.masks:
         try:
-            m = _read(ScanRef("", "nifti", mpath, "", ""))
+            m = read_volume(mpath)
         except Exception:
             continue
         if m.spatial_shape != vol.spatial_shape:
@@ -278,7 +277,7 @@ def prepare_volume(ref: ScanRef, opts: PrepareOptions, out: Path, root: Path) ->
     time_spacing = vol.meta.get("time_spacing")
     return VolumeRecord(
         volume_id=ref.volume_id, patient=ref.patient, source=ref.rel, kind=ref.kind,
-        fingerprint=fingerprint(ref.files), file=file, shape=list(array.shape),
+        fingerprint=fingerprint((*ref.files, *ref.masks)), file=file, shape=list(array.shape),
         spacing=[round(float(s), 6) for s in spacing], original_shape=list(vol.shape), axis=opts.axis,
         normalisation=norm.to_dict(), slices=slices, series_uid=ref.series_uid,
         modality=str(modality) if modality else None, masks=mask_names, mask_file=mask_file,
@@ -328,7 +327,7 @@ def _finished(ref: ScanRef, out: Path) -> VolumeRecord | None:
         arr = np.load(out / rec.file, mmap_mode="r")
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if rec.source != ref.rel or rec.fingerprint != fingerprint(ref.files) or list(arr.shape) != rec.shape:
+    if rec.source != ref.rel or rec.fingerprint != fingerprint((*ref.files, *ref.masks)) or list(arr.shape) != rec.shape:
         return None
     return rec
 
