@@ -173,11 +173,14 @@ def test_refuses_non_empty_folder(tmp_path, phantom3d):
     (tmp_path / "busy" / "keep.txt").write_text("x")
     with pytest.raises(OutputExistsError):
         write_dicom_series(phantom3d, tmp_path / "busy")
-    # write_volume refuses an existing folder unless forced, then replaces it atomically
+    # write_volume refuses an existing folder unless forced; --force never deletes files that are not DICOM
     with pytest.raises(OutputExistsError):
         write_volume(phantom3d, tmp_path / "busy")
+    with pytest.raises(OutputExistsError, match="not DICOM"):
+        write_volume(phantom3d, tmp_path / "busy", force=True)
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "x"
+    (tmp_path / "busy" / "keep.txt").unlink()
     write_volume(phantom3d.with_data(np.rint(phantom3d.data)), tmp_path / "busy", force=True)
-    assert not (tmp_path / "busy" / "keep.txt").exists()
     assert len(find_series(tmp_path / "busy")) == 1
 
 

@@ -5,19 +5,85 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 from mrisr.errors import OutputExistsError
 
 
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _check_replaceable_folder(folder: Path) -> None:
+    """``--force`` may replace a folder only when it is empty or holds nothing but DICOM files.
+
+    A DICOM series folder is the only folder mrisr writes; anything else in it (notes, sub-folders, a
+    home directory given by mistake) is the user's, and deleting it is never what ``--force`` means.
+    """
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise OutputExistsError(f"{folder} exists and cannot be listed ({exc.strerror}); not replacing it") from None
+    foreign = [e for e in entries if e.is_symlink() or not e.is_file() or not _is_dicom_file(e)]
+    if foreign:
+        shown = ", ".join(sorted(e.name for e in foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputExistsError(
+            f"{folder} is a folder holding {len(foreign)} item(s) that are not DICOM files ({shown}); "
+            "--force only replaces an empty folder or a DICOM series, choose another output path"
+        )
+
+
 def check_output(path: str | os.PathLike[str], force: bool) -> Path:
-    """Refuse an existing output unless ``force``; return the path as :class:`Path`."""
+    """Refuse an existing output unless ``force``; return the path as :class:`Path`.
+
+    With ``force`` an existing folder is accepted only if it is empty or holds only DICOM files.
+    """
     p = Path(path)
-    if p.exists() and not force:
-        raise OutputExistsError(f"{p} already exists (use --force to overwrite)")
+    if p.exists() or p.is_symlink():
+        if not force:
+            raise OutputExistsError(f"{p} already exists (use --force to overwrite)")
+        if p.is_dir() and not p.is_symlink():
+            _check_replaceable_folder(p)
     return p
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while a temporary exists, so that it is cleaned up.
+
+    Only in the main thread and only when nobody else handles SIGTERM (the default action would kill
+    the process without running ``finally`` blocks and leave a half-written temporary behind).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (ValueError, AttributeError):  # pragma: no cover - platforms without SIGTERM
+        yield
+        return
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -25,27 +91,29 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     Works for files and for folders (a DICOM series). The temporary keeps the final suffixes so that
-    writers choosing a format by extension (``.nii.gz``) behave. On error the temporary is removed and
-    nothing is left at ``path``.
+    writers choosing a format by extension (``.nii.gz``) behave. On error, Ctrl-C or SIGTERM the
+    temporary is removed and nothing is left at ``path`` (a SIGKILL may leave a hidden ``.NAME.*.tmp``).
     """
     final = check_output(path, force)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(final.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
-    os.close(fd)
-    os.unlink(tmp_name)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-        raise
+    with _sigterm_raises():
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+        os.close(fd)
+        os.unlink(tmp_name)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            if final.is_dir() and not final.is_symlink():
+                _check_replaceable_folder(final)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+            raise
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], force: bool = False) -> Path:
