@@ -55,7 +55,15 @@ def check_normalisation(norm: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate and complete a normalisation description (``None`` -> the default)."""
     if norm is None:
         return dict(DEFAULT_NORMALISATION)
-    out = dict(norm)
+    if not isinstance(norm, Mapping):
+        raise ConfigError(f"normalisation must be a mapping such as {{'method': 'minmax'}}, got {norm!r}")
+    try:
+        return _check_normalisation(dict(norm))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"normalisation {dict(norm)!r} holds a value that is not a number ({exc})") from None
+
+
+def _check_normalisation(out: dict[str, Any]) -> dict[str, Any]:
     method = out.get("method")
     if method not in NORMALISATION_METHODS:
         raise ConfigError(f"normalisation method must be one of {NORMALISATION_METHODS}, got {method!r}")
@@ -267,11 +275,18 @@ def _parse_metadata(path: Path, header: Mapping[str, str] | None) -> dict[str, A
         raise InputError(f"{path}: metadata ({source}) is not valid JSON: {exc}") from exc
     if not isinstance(md, dict) or md.get("format") != FORMAT:
         raise InputError(f"{path} is not an mrisr model file (metadata format is not {FORMAT!r})")
-    if int(md.get("format_version", 0)) > FORMAT_VERSION:
-        raise InputError(f"{path} was written by a newer mrisr (format {md['format_version']}); please upgrade")
+    version = md.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{path}: metadata format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer mrisr (format {version}); please upgrade")
     for key in ("arch", "args"):
         if key not in md:
             raise InputError(f"{path}: metadata lacks {key!r}")
+    if not isinstance(md["arch"], str):
+        raise InputError(f"{path}: metadata 'arch' must be a registry name, got {md['arch']!r}")
+    if not isinstance(md["args"], dict):
+        raise InputError(f"{path}: metadata 'args' must be a mapping of constructor arguments, got {md['args']!r}")
     if "normalization" in md and "normalisation" not in md:
         md["normalisation"] = md.pop("normalization")
     if md.get("kind", "generator") == "generator":
@@ -280,6 +295,39 @@ def _parse_metadata(path: Path, header: Mapping[str, str] | None) -> dict[str, A
         except ConfigError as exc:
             raise InputError(f"{path}: {exc}") from exc
     return md
+
+
+def _check_weights_fit(path: Path, arch: str, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """One-line :class:`InputError` when the stored tensors are not exactly the network's parameters."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            if what == "wrong shape":
+                k = keys[0]
+                shown += f" (e.g. {k}: file {tuple(tensors[k].shape)}, network {tuple(expected[k].shape)})"
+            problems.append(f"{len(keys)} {what} ({shown})")
+    if problems:
+        raise InputError(f"{path}: weights do not fit architecture {arch!r} with the stored arguments: "
+                         + "; ".join(problems))
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf (e.g. {bad[0]}); the model is broken")
+
+
+def _check_factors(path: Path, md: Mapping[str, Any], model: nn.Module) -> None:
+    """The metadata's ``scale`` / ``factors`` must describe the rebuilt network (they are what users read)."""
+    if not hasattr(model, "factors"):
+        return
+    have = {"scale": int(getattr(model, "scale")), "factors": [int(f) for f in getattr(model, "factors")]}  # noqa: B009
+    for key, value in have.items():
+        if key in md and md[key] != value:
+            raise InputError(f"{path}: metadata says {key} {md[key]!r} but the stored network upscales by "
+                             f"{value!r} (inconsistent file)")
 
 
 def read_model_metadata(ref: str | os.PathLike[str]) -> dict[str, Any]:
@@ -313,10 +361,9 @@ def load_model_file(ref: str | os.PathLike[str], device: str | torch.device = "c
         model = build_model(md["arch"], **md["args"])
     except ConfigError as exc:
         raise InputError(f"{path}: cannot rebuild the network: {exc}") from exc
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit architecture {md['arch']!r}: {exc}") from exc
+    _check_weights_fit(path, md["arch"], model, tensors)
+    model.load_state_dict(tensors, strict=True)
+    _check_factors(path, md, model)
     model.to(device).eval()
     md["path"] = str(path)
     return model, md

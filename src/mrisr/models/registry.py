@@ -107,8 +107,28 @@ def resolve_args(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"network {name!r} has no argument(s) {', '.join(unknown)}; "
                           f"known: {', '.join(args)}")
+    for key, value in kwargs.items():
+        _check_type(name, key, value, args[key])
     args.update(kwargs)
     return args
+
+
+def _check_type(name: str, key: str, value: Any, default: Any) -> None:
+    """Arguments whose default is a plain number / flag must be given as one (configs and model files are
+    typed by hand; ``channels: "64"`` should fail here, by name, not deep inside a layer)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        want = "a number"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"network {name!r}: argument {key} must be {want}, got {value!r}")
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
