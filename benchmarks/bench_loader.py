@@ -57,10 +57,11 @@ def main() -> None:
         prepared = root / f"prepared-{args.size}"
         if not (prepared / "manifest.json").exists():
             t0 = time.perf_counter()
-            if not (root / "pediatric").exists():
-                make_example_data(root, n_patients=6, pediatric_shape=(args.size, args.size, 16), cardiac=False,
+            source = root / f"source-{args.size}"
+            if not (source / "pediatric").exists():
+                make_example_data(source, n_patients=6, pediatric_shape=(args.size, args.size, 16), cardiac=False,
                                   bad_inputs=False)
-            prepare_dataset(root / "pediatric", prepared, split="train=1.0")
+            prepare_dataset(source / "pediatric", prepared, split="train=1.0")
             print(f"data: 6 patients x 16 slices of {args.size}x{args.size} prepared in {time.perf_counter() - t0:.1f} s")
         ds = SRDataset(prepared, "train", args.degradation, patch_size=args.patch, augment=True, seed=0,
                        degrade_margin=args.margin)

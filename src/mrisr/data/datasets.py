@@ -189,16 +189,15 @@ class SRDataset(Dataset[Sample]):
 
     # -- samples ------------------------------------------------------------------------------------
     def _region(self, row: np.ndarray) -> np.ndarray:
-        """HR region as float32 ``(C, H, W)`` (2D, C context channels) or ``(1, D, H, W)`` (3D)."""
+        """HR region ``(C, H, W)`` (2D, C context channels) or ``(1, D, H, W)`` (3D): a view of the memmap
+        where possible (copied later, only as far as it is needed)."""
         vi, t, z0, y0, x0, d, h, w = (int(v) for v in row)
         arr = self._array(vi)
         if self.dims == 2:
             k = self.context_slices
             idx = np.clip(np.arange(z0 - k, z0 + k + 1), 0, arr.shape[1] - 1)
-            region = arr[t, idx] if k else arr[t, z0 : z0 + 1]
-        else:
-            region = arr[t, z0 : z0 + d, y0 : y0 + h, x0 : x0 + w][None]
-        return np.array(region, dtype=np.float32)  # a writable copy, not a view of the memmap
+            return arr[t, idx] if k else arr[t, z0 : z0 + 1]
+        return arr[t, z0 : z0 + d, y0 : y0 + h, x0 : x0 + w][None]
 
     def _fit(self, region: np.ndarray) -> np.ndarray:
         """Zero-pad up to the patch size, then crop down to a multiple of the factors (bottom/right)."""
@@ -210,22 +209,31 @@ class SRDataset(Dataset[Sample]):
         keep = tuple(slice(0, n - n % f) for n, f in zip(region.shape[1:], self.factors, strict=True))
         return region[(slice(None), *keep)]
 
-    def _augment(self, region: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
-        spatial_axes = list(range(1, region.ndim))
-        flips = [int(ax) for ax in spatial_axes if rng.random() < 0.5]
-        if flips:
-            region = np.flip(region, axis=tuple(flips))
-        h_ax, w_ax = region.ndim - 2, region.ndim - 1
+    def _draw_augmentation(self, region: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        flips = [ax for ax in range(1, region.ndim) if rng.random() < 0.5]
         # A quarter turn swaps H and W: fine when a square patch is cut afterwards or the image is square.
-        square_out = self.patch_size[-1] == self.patch_size[-2] if self.patch_size else region.shape[h_ax] == region.shape[w_ax]
+        h, w = region.shape[-2:]
+        square_out = self.patch_size[-1] == self.patch_size[-2] if self.patch_size else h == w
         rot = int(rng.integers(4)) if square_out and self.factors[-1] == self.factors[-2] else 0
-        if rot:
-            region = np.rot90(region, rot, axes=(h_ax, w_ax))
         gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
         gain = float(rng.uniform(*self.gain_range))
-        region = np.clip(gain * np.power(np.ascontiguousarray(region), gamma), 0.0, 1.0).astype(np.float32)
-        params.update(flip=flips, rot90=rot, gamma=round(gamma, 4), gain=round(gain, 4))
+        return {"flip": flips, "rot90": rot, "gamma": round(gamma, 4), "gain": round(gain, 4)}
+
+    @staticmethod
+    def _geometric(region: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
+        """Flips and quarter turns (views, no copy)."""
+        if aug["flip"]:
+            region = np.flip(region, axis=tuple(aug["flip"]))
+        if aug["rot90"]:
+            region = np.rot90(region, aug["rot90"], axes=(region.ndim - 2, region.ndim - 1))
         return region
+
+    @staticmethod
+    def _intensity(x: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
+        """``clip(gain * x**gamma, 0, 1)`` in place (pointwise: applied only to the pixels used)."""
+        np.power(x, aug["gamma"], out=x)
+        x *= aug["gain"]
+        return np.clip(x, 0.0, 1.0, out=x)
 
     def _apply(self, x: np.ndarray, params_rng: np.random.Generator,
                noise_rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
@@ -269,33 +277,36 @@ class SRDataset(Dataset[Sample]):
         rng = np.random.default_rng([self.seed, self.epoch, int(index), 0xA06])
         params: dict[str, Any] = {"frame": t}
         region = self._region(row)
-        if self.augment:
-            region = self._augment(region, rng, params)
+        aug = self._draw_augmentation(region, rng) if self.augment else None
+        if aug is not None:
+            region = self._geometric(region, aug)
+            params.update(aug)
         region = self._fit(region)
         spatial = region.shape[1:]
         if self.patch_size is not None:
             origin = [f * int(rng.integers((n - p) // f + 1)) for n, p, f in
                       zip(spatial, self.patch_size, self.factors, strict=True)]
-            window = tuple(slice(o, o + p) for o, p in zip(origin, self.patch_size, strict=True))
+            window = [(o, o + p) for o, p in zip(origin, self.patch_size, strict=True)]
         else:
             origin = [0] * self.dims
-            window = tuple(slice(0, n) for n in spatial)
+            window = [(0, n) for n in spatial]
         params["origin"] = origin
-        c = self.context_slices
         if self.degrade_margin is None or self.patch_size is None:
-            lo = [0] * self.dims
-            source = region
+            bounds = [(0, n) for n in spatial]
         else:  # the patch plus a margin, on the factors' grid so the pair stays aligned
             m = [-(-self.degrade_margin // f) * f for f in self.factors]
-            lo = [max(o - mi, 0) for o, mi in zip(origin, m, strict=True)]
-            hi = [min(o + p + mi, n) for o, p, mi, n in zip(origin, self.patch_size, m, spatial, strict=True)]
-            source = region[(slice(None), *(slice(a, b) for a, b in zip(lo, hi, strict=True)))]
+            bounds = [(max(a - mi, 0), min(b + mi, n)) for (a, b), mi, n in zip(window, m, spatial, strict=True)]
+        # The only copy of HR pixels: the part that gets degraded.
+        source = np.array(region[(slice(None), *(slice(a, b) for a, b in bounds))], dtype=np.float32)
+        if aug is not None:
+            source = self._intensity(source, aug)
         lr_src, dparams = self._degrade(source, vi, t, z0)
-        hr = region[(slice(c, c + 1), *window)]
+        c = self.context_slices
+        # window relative to the source, on the HR and (scaled by the size ratio) on the LR grid
+        rel = [(a - lo, b - lo) for (a, b), (lo, _) in zip(window, bounds, strict=True)]
         ratio = [n_lr / n_hr for n_lr, n_hr in zip(lr_src.shape[1:], source.shape[1:], strict=True)]
-        lr_window = tuple(slice(round((w.start - a) * r), round((w.stop - a) * r))
-                          for w, a, r in zip(window, lo, ratio, strict=True))
-        lr = lr_src[(slice(None), *lr_window)]
+        hr = source[(slice(c, c + 1), *(slice(a, b) for a, b in rel))]
+        lr = lr_src[(slice(None), *(slice(round(a * r), round(b * r)) for (a, b), r in zip(rel, ratio, strict=True)))]
         params["degradation"] = dparams
         return Sample(
             lr=torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
