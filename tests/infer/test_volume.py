@@ -62,8 +62,31 @@ def test_clipping_normalisation_is_honoured(phantom3d, tmp_path):
     path = save_model_file(tmp_path / "m", _bicubic_net(),
                            meta={"normalisation": {"method": "fixed", "low": 0.0, "high": 500.0, "clip": True}})
     out = upscale_with_model(phantom3d, path)
-    # the input was clipped at 500, so the (baseline) output stays below it up to cubic overshoot
-    assert out.data.max() <= 500.0 * 1.2 and phantom3d.data.max() > 900
+    # the network sees the input clipped at 500; what clipping removed comes back linearly interpolated,
+    # so the output keeps the input's bright range: out = bicubic(clip(x)) + linear(x - clip(x))
+    clipped = phantom3d.with_data(np.clip(phantom3d.data, 0.0, 500.0))
+    excess = phantom3d.with_data(phantom3d.data - clipped.data)
+    ref = upscale_volume(clipped, [2, 2, 1], "bicubic").data + upscale_volume(excess, [2, 2, 1], "linear").data
+    np.testing.assert_allclose(out.data, ref, atol=1e-3 * 500)
+    assert phantom3d.data.max() > 900 and out.data.max() > 0.9 * phantom3d.data.max()
+    assert out.meta["history"][-1]["clipped_intensities"].startswith("restored")
+
+
+def test_default_percentile_clipping_keeps_the_brightest_voxels(tmp_path):
+    # one bright 2x2 lesion (0.25% of the voxels): above the 99.5th percentile, it must not be flattened to it
+    data = np.full((40, 40, 4), 100.0, dtype=np.float32)
+    data[10:12, 20:22, :] = 5000.0
+    vol = Volume(data, np.diag([0.8, 0.8, 3.0, 1.0]))
+    out = upscale_with_model(vol, (_bicubic_net(), {}))
+    assert out.data[20:26, 40:46].max() == pytest.approx(5000.0, rel=0.02)
+    assert np.abs(out.data[:, :10] - 100.0).max() < 1e-2
+
+
+def test_a_model_that_outputs_nan_is_reported(phantom3d):
+    model = _bicubic_net()
+    torch.nn.init.constant_(model.tail[0].bias, float("nan"))
+    with pytest.raises(InputError, match="NaN or Inf"):
+        upscale_with_model(phantom3d, (model, {}))
 
 
 def test_context_slices_are_neighbours_with_replicated_ends(phantom3d):

@@ -91,6 +91,28 @@ def fit_intensity_map(data: np.ndarray, normalisation: Mapping[str, Any] | None)
     return IntensityMap(lo, hi, bool(norm.get("clip", False)), float(out_lo), float(out_hi))
 
 
+def clip_excess(data: np.ndarray, imap: IntensityMap) -> np.ndarray | None:
+    """What clipping to the normalisation window removes from ``data`` (input units), or None if nothing.
+
+    A network fed clipped intensities cannot give back what lies beyond the window (the brightest 0.5%
+    of a scan with the default percentile normalisation: vessels, fat, lesions). mrisr adds that part back,
+    interpolated, so that the output keeps the input's intensity range.
+    """
+    excess = np.asarray(data, dtype=np.float32) - np.clip(data, imap.low, imap.high).astype(np.float32)
+    return excess if np.any(excess) else None
+
+
+def upscale_excess(excess: np.ndarray, factors: list[int]) -> np.ndarray:
+    """Linear interpolation of ``excess`` (``(*spatial[, T])``) onto the output grid (same field of view)."""
+    from mrisr.degrade.baselines import upscale_tensor
+
+    nd = len(factors)
+    arr = np.moveaxis(excess, -1, 0) if excess.ndim > nd else excess[None]
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[:, None]
+    up = upscale_tensor(t, factors, "linear")[:, 0].numpy()
+    return np.ascontiguousarray(np.moveaxis(up, 0, -1) if excess.ndim > nd else up[0])
+
+
 # ------------------------------------------------------------------------------------------- loading
 def _resolve(model: ModelRef, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     if isinstance(model, tuple):
@@ -294,11 +316,20 @@ def upscale_with_model(
                 out[...] = sr
     if bar is not None:
         bar.close()
+    if not np.all(np.isfinite(out)):
+        bad = int((~np.isfinite(out)).sum())
+        raise InputError(f"{Path(str(name)).name} produced NaN or Inf for {bad} of {out.size} voxels "
+                         "(a broken or diverged model)")
     out = imap.inverse(out)
     record = {
         "op": "upscale", "method": "model", "model": str(name), "arch": meta.get("arch", type(module).__name__),
         "factors": factors, "device": str(dev),
     }
+    if imap.clip and not imap.identity:
+        excess = clip_excess(volume.data, imap)
+        if excess is not None:
+            out += upscale_excess(excess, factors)
+            record["clipped_intensities"] = "restored by linear interpolation"
     if module.spatial_dims == 2 and nd == 3:
         record["axis"] = axis
     from mrisr.degrade.grid import resampled_volume
