@@ -67,7 +67,67 @@ def _sizes(value: int | Sequence[int] | None, n: int, name: str) -> tuple[int, .
     return sizes
 
 
-class SRDataset(Dataset[Sample]):
+class _PreparedDataset(Dataset[Sample]):
+    """What both datasets share: memmaps opened lazily in each (worker) process, the epoch in shared
+    memory, and the augmentation (drawn from the sample's generator, applied to HR and LR alike)."""
+
+    patch_size: tuple[int, ...] | None
+    factors: tuple[int, ...]
+    gamma_range: tuple[float, float]
+    gain_range: tuple[float, float]
+
+    def _init_shared(self) -> None:
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._arrays: dict[object, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    def set_epoch(self, epoch: int) -> None:
+        """New degradation parameters, crops and augmentations for this epoch (call before iterating)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    def _open(self, key: object, path: Path) -> np.ndarray:
+        if os.getpid() != self._pid:  # a forked worker: its own file handles
+            self._arrays, self._pid = {}, os.getpid()
+        arr = self._arrays.get(key)
+        if arr is None:
+            arr = self._arrays[key] = np.load(path, mmap_mode="r")
+        return arr
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": {}}
+
+    def _draw_augmentation(self, region: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        flips = [ax for ax in range(1, region.ndim) if rng.random() < 0.5]
+        # A quarter turn swaps H and W: fine when a square patch is cut afterwards or the image is square.
+        h, w = region.shape[-2:]
+        square_out = self.patch_size[-1] == self.patch_size[-2] if self.patch_size else h == w
+        rot = int(rng.integers(4)) if square_out and self.factors[-1] == self.factors[-2] else 0
+        gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
+        gain = float(rng.uniform(*self.gain_range))
+        return {"flip": flips, "rot90": rot, "gamma": round(gamma, 4), "gain": round(gain, 4)}
+
+    @staticmethod
+    def _geometric(region: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
+        """Flips and quarter turns (views, no copy)."""
+        if aug["flip"]:
+            region = np.flip(region, axis=tuple(aug["flip"]))
+        if aug["rot90"]:
+            region = np.rot90(region, aug["rot90"], axes=(region.ndim - 2, region.ndim - 1))
+        return region
+
+    @staticmethod
+    def _intensity(x: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
+        """``clip(gain * x**gamma, 0, 1)`` in place (pointwise: applied only to the pixels used)."""
+        np.power(x, aug["gamma"], out=x)
+        x *= aug["gain"]
+        return np.clip(x, 0.0, 1.0, out=x)
+
+
+class SRDataset(_PreparedDataset):
     """Samples (:class:`~mrisr.data.samples.Sample`) of one split of a prepared folder.
 
     Args:
@@ -141,9 +201,7 @@ class SRDataset(Dataset[Sample]):
             )
         self.volume_keys = [_key(v.record.volume_id) for v in self.volumes]
         self.items = self._index()
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._arrays: dict[int, np.ndarray] = {}
-        self._pid = os.getpid()
+        self._init_shared()
 
     # -- index --------------------------------------------------------------------------------------
     def _index(self) -> np.ndarray:
@@ -163,29 +221,8 @@ class SRDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.items)
 
-    # -- epoch (shared with workers) ----------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        """New degradation parameters, crops and augmentations for this epoch (call before iterating)."""
-        self._epoch.fill_(int(epoch))
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch.item())
-
-    # -- arrays, opened lazily in each worker process -----------------------------------------------
     def _array(self, i: int) -> np.ndarray:
-        if os.getpid() != self._pid:
-            self._arrays, self._pid = {}, os.getpid()
-        arr = self._arrays.get(i)
-        if arr is None:
-            arr = np.load(self.root / self.volumes[i].record.file, mmap_mode="r")
-            self._arrays[i] = arr
-        return arr
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_arrays"] = {}
-        return state
+        return self._open(i, self.root / self.volumes[i].record.file)
 
     # -- samples ------------------------------------------------------------------------------------
     def _region(self, row: np.ndarray) -> np.ndarray:
@@ -208,32 +245,6 @@ class SRDataset(Dataset[Sample]):
             region = np.pad(region, pad)
         keep = tuple(slice(0, n - n % f) for n, f in zip(region.shape[1:], self.factors, strict=True))
         return region[(slice(None), *keep)]
-
-    def _draw_augmentation(self, region: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-        flips = [ax for ax in range(1, region.ndim) if rng.random() < 0.5]
-        # A quarter turn swaps H and W: fine when a square patch is cut afterwards or the image is square.
-        h, w = region.shape[-2:]
-        square_out = self.patch_size[-1] == self.patch_size[-2] if self.patch_size else h == w
-        rot = int(rng.integers(4)) if square_out and self.factors[-1] == self.factors[-2] else 0
-        gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
-        gain = float(rng.uniform(*self.gain_range))
-        return {"flip": flips, "rot90": rot, "gamma": round(gamma, 4), "gain": round(gain, 4)}
-
-    @staticmethod
-    def _geometric(region: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
-        """Flips and quarter turns (views, no copy)."""
-        if aug["flip"]:
-            region = np.flip(region, axis=tuple(aug["flip"]))
-        if aug["rot90"]:
-            region = np.rot90(region, aug["rot90"], axes=(region.ndim - 2, region.ndim - 1))
-        return region
-
-    @staticmethod
-    def _intensity(x: np.ndarray, aug: dict[str, Any]) -> np.ndarray:
-        """``clip(gain * x**gamma, 0, 1)`` in place (pointwise: applied only to the pixels used)."""
-        np.power(x, aug["gamma"], out=x)
-        x *= aug["gain"]
-        return np.clip(x, 0.0, 1.0, out=x)
 
     def _apply(self, x: np.ndarray, params_rng: np.random.Generator,
                noise_rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
@@ -318,7 +329,7 @@ class SRDataset(Dataset[Sample]):
         )
 
 
-class PairedDataset(Dataset[Sample]):
+class PairedDataset(_PreparedDataset):
     """Pre-degraded pairs: LR images that exist (acquired or degraded elsewhere) next to their HR scans.
 
     Prepare the HR and the LR folders separately with the same relative file names (so the volume ids
@@ -362,30 +373,18 @@ class PairedDataset(Dataset[Sample]):
         self.gamma_range, self.gain_range = gamma_range, gain_range
         self.items = np.asarray([[i, t, s] for i, v in enumerate(self.volumes) for t, s in v.slices],
                                 dtype=np.int64).reshape(-1, 3)
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._arrays: dict[tuple[int, bool], np.ndarray] = {}
-        self._pid = os.getpid()
+        self._init_shared()
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch.fill_(int(epoch))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_arrays": {}}
-
     def _array(self, i: int, low: bool) -> np.ndarray:
-        if os.getpid() != self._pid:
-            self._arrays, self._pid = {}, os.getpid()
-        if (i, low) not in self._arrays:
-            root, rec = (self.lr_root, self.lr_records[i]) if low else (self.hr_root, self.volumes[i].record)
-            self._arrays[i, low] = np.load(root / rec.file, mmap_mode="r")
-        return self._arrays[i, low]
+        root, rec = (self.lr_root, self.lr_records[i]) if low else (self.hr_root, self.volumes[i].record)
+        return self._open((i, low), root / rec.file)
 
     def __getitem__(self, index: int) -> Sample:
         vi, t, s = (int(v) for v in self.items[index])
-        rng = np.random.default_rng([self.seed, int(self._epoch.item()), int(index), 0xA06])
+        rng = np.random.default_rng([self.seed, self.epoch, int(index), 0xA06])
         fh, fw = self.factors
         hr_img, lr_img = self._array(vi, False)[t, s], self._array(vi, True)[t, s]
         H, W = (lr_img.shape[0] * fh, lr_img.shape[1] * fw)
@@ -396,13 +395,9 @@ class PairedDataset(Dataset[Sample]):
         lr = np.array(lr_img[y // fh : (y + ph) // fh, x // fw : (x + pw) // fw], dtype=np.float32)[None]
         params: dict[str, Any] = {"frame": t, "origin": [y, x], "degradation": {"pre_degraded": self.lr_records[vi].source}}
         if self.augment:
-            flips = tuple(ax for ax in (1, 2) if rng.random() < 0.5)
-            rot = int(rng.integers(4)) if ph == pw and fh == fw else 0
-            gamma = float(math.exp(rng.uniform(math.log(self.gamma_range[0]), math.log(self.gamma_range[1]))))
-            gain = float(rng.uniform(*self.gain_range))
-            hr, lr = (np.clip(gain * np.power(np.rot90(np.flip(a, flips), rot, axes=(1, 2)), gamma), 0, 1).astype(np.float32)
-                      for a in (hr, lr))
-            params.update(flip=list(flips), rot90=rot, gamma=round(gamma, 4), gain=round(gain, 4))
+            aug = self._draw_augmentation(hr, rng)
+            hr, lr = (self._intensity(np.ascontiguousarray(self._geometric(a, aug)), aug) for a in (hr, lr))
+            params.update(aug)
         return Sample(torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
                       torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)),
                       self.volumes[vi].record.volume_id, s, 1.0, params)
