@@ -2,11 +2,13 @@
 
 Images carry no geometry: they are read with an identity-like affine of 1 mm pixels. An image stored
 as rows x columns ``(H, W)`` becomes ``data[i=column, j=row]`` (shape ``(W, H)``), the same convention as
-DICOM frames, so that writing it back gives the same picture.
+DICOM frames, so that writing it back gives the same picture. A multi-page TIFF of equally sized pages
+is a stack ``(W, H, pages)``. Palette images are read through their palette (grey levels, not indices).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,28 @@ from mrisr.io.limits import check_voxel_count
 from mrisr.io.messages import one_line
 from mrisr.io.volume import Volume
 
+log = logging.getLogger(__name__)
+
 #: PIL's safety limit, applied before decoding a huge image.
 _MAX_PIXELS = 2**28
+
+
+def _grey(im: object, path: Path) -> np.ndarray:
+    """One page of a PIL image as a 2D array of grey levels (RGB(A) only if all channels agree)."""
+    from PIL import Image
+
+    assert isinstance(im, Image.Image)
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+    arr = np.asarray(im)
+    if arr.ndim == 3:
+        channels = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
+        if not np.all(channels == channels[..., :1]):
+            raise InputError(f"{path}: colour image ({im.mode}); one greyscale channel expected")
+        arr = channels[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"{path}: expected a 2D greyscale image, got shape {arr.shape}")
+    return arr
 
 
 def _default_affine() -> np.ndarray:
@@ -30,27 +52,28 @@ def read_image2d(path: str | Path) -> Volume:
 
     path = Path(path)
     Image.MAX_IMAGE_PIXELS = _MAX_PIXELS
+    pages: list[np.ndarray] = []
     try:
         with Image.open(path) as im:
-            check_voxel_count((im.width, im.height), path)
-            im.load()
-            arr = np.asarray(im)
-            mode = im.mode
+            n_pages = int(getattr(im, "n_frames", 1))
+            check_voxel_count((im.width, im.height, n_pages), path)
             arr_is_png = im.format == "PNG"
+            for page in range(n_pages if im.format == "TIFF" else 1):
+                im.seek(page)
+                im.load()
+                arr = _grey(im, path)
+                if pages and arr.shape != pages[0].shape:
+                    raise InputError(f"{path}: TIFF pages differ in size ({pages[0].shape} and {arr.shape} "
+                                     f"at page {page + 1}); cannot stack them into one volume")
+                pages.append(arr)
     except InputError:
         raise
     except Image.DecompressionBombError:
         raise InputError(f"{path}: image claims more than {_MAX_PIXELS} pixels") from None
     except Exception as exc:
         raise InputError(f"cannot read image {path}: {one_line(exc)}") from None
-    if arr.ndim == 3:
-        channels = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
-        if not np.all(channels == channels[..., :1]):
-            raise InputError(f"{path}: colour image ({mode}); one greyscale channel expected")
-        arr = channels[..., 0]
-    if arr.ndim != 2:
-        raise InputError(f"{path}: expected a 2D greyscale image, got shape {arr.shape}")
-    data = np.ascontiguousarray(arr.T).astype(np.float32)
+    arr = pages[0] if len(pages) == 1 else np.stack(pages, axis=-1)
+    data = np.ascontiguousarray(np.swapaxes(arr, 0, 1)).astype(np.float32)
     vol = Volume(
         data=data,
         affine=_default_affine(),
@@ -72,9 +95,15 @@ def read_npy(path: str | Path) -> Volume:
     check_voxel_count(arr.shape, path)
     if arr.ndim not in (2, 3, 4):
         raise InputError(f"{path}: expected a 2D, 3D or 4D array, got shape {arr.shape}")
-    if np.iscomplexobj(arr) or arr.dtype.names or not np.issubdtype(arr.dtype, np.number):
+    is_bool = arr.dtype == np.bool_  # masks read as 0 / 1
+    if np.iscomplexobj(arr) or arr.dtype.names or not (is_bool or np.issubdtype(arr.dtype, np.number)):
         raise InputError(f"{path}: array of dtype {arr.dtype} is not a real-valued image")
-    vol = Volume(data=np.asarray(arr, dtype=np.float32), affine=_default_affine(),
+    try:
+        # a copy, never the memory map: the volume must be writable and must not pin the input file
+        data = np.array(arr, dtype=np.float32, copy=True)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} (truncated?): {one_line(exc)}") from None
+    vol = Volume(data=data, affine=_default_affine(),
                  meta={"format": "npy", "source": str(path), "stored_dtype": str(arr.dtype)})
     vol.check_finite()
     return vol
@@ -93,22 +122,40 @@ def _to_2d(volume: Volume, path: Path) -> np.ndarray:
     return np.asarray(data)
 
 
-def write_png(volume: Volume, path: str | Path, bits: int = 16) -> None:
-    """Write a 2D volume as a greyscale PNG (16-bit by default).
+def write_png(volume: Volume, path: str | Path, bits: int | None = None) -> None:
+    """Write a 2D volume as a greyscale PNG, in the input's units whenever PNG can hold them.
 
-    Integer data that fits the range is written as is; anything else is scaled linearly from its
-    min..max to the full range (the scaling is lossy for floats, by nature of PNG).
+    ``bits`` (8 or 16): by default 8 when the volume came from an 8-bit image (``meta["stored_dtype"]``
+    ``uint8``/``bool``) and its values fit, else 16. Values are stored as they are (rounded to integers)
+    when they fit ``[0, 2**bits - 1]`` and keep at least 256 grey levels; an image read from an unsigned
+    PNG/TIFF is rounded and clipped to its range (an upscaler's overshoot below 0 or above the maximum).
+    Anything else (negative, normalised [0, 1] or huge floats) is scaled linearly from min..max onto the
+    full range, with a warning: PNG cannot hold those units.
     """
     from PIL import Image
 
     path = Path(path)
-    img = _to_2d(volume, path).T  # back to rows x columns
-    maxval = 65535 if bits == 16 else 255
-    is_int = np.all(np.mod(img, 1) == 0) and img.min() >= 0 and img.max() <= maxval
-    if not is_int:
-        lo, hi = float(img.min()), float(img.max())
-        img = (img - lo) / (hi - lo) * maxval if hi > lo else np.zeros_like(img)
-        img = np.rint(img)
+    img = np.asarray(_to_2d(volume, path).T, dtype=np.float64)  # back to rows x columns
+    stored = str(volume.meta.get("stored_dtype", ""))
+    from_uint_image = volume.meta.get("format") in ("png", "tiff") and stored in ("uint8", "uint16", "bool")
+    rounded = np.rint(img)
+    if bits is None:
+        bits = 8 if stored in ("uint8", "bool") and rounded.min() >= 0 and rounded.max() <= 255 else 16
+        if from_uint_image and stored in ("uint8", "bool"):
+            bits = 8
+    if bits not in (8, 16):
+        raise ValueError(f"PNG bits must be 8 or 16, got {bits}")
+    maxval = 2**bits - 1
+    lo, hi = float(img.min()), float(img.max())
+    exact = bool(np.all(rounded == img))
+    if from_uint_image:
+        img = np.clip(rounded, 0, maxval)
+    elif rounded.min() >= 0 and rounded.max() <= maxval and (exact or hi - lo >= 255):
+        img = rounded
+    else:
+        log.warning("%s: intensities %.4g..%.4g do not fit a %d-bit PNG; scaled onto 0..%d", path, lo, hi,
+                    bits, maxval)
+        img = np.rint((img - lo) / (hi - lo) * maxval) if hi > lo else np.zeros_like(img)
     dtype = np.uint16 if bits == 16 else np.uint8
     Image.fromarray(np.ascontiguousarray(img.astype(dtype))).save(path, format="PNG")
 
