@@ -172,14 +172,15 @@ def _is_image_header(ds: Dataset) -> bool:
     return "Rows" in ds and "Columns" in ds
 
 
-def _int(ds: Dataset, keyword: str, default: int) -> int:
+def _int(ds: Dataset, keyword: str, default: int, where: Path | str | None = None) -> int:
     value = ds.get(keyword)
     if value is None or value == "":
         return default
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise InputError(f"invalid {keyword} value {value!r}") from None
+        prefix = f"{where}: " if where is not None else ""
+        raise InputError(f"{prefix}invalid {keyword} value {value!r}") from None
 
 
 def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
@@ -189,21 +190,21 @@ def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
         ``(rows, columns, frames)``.
     """
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = _int(ds, "SamplesPerPixel", 1)
+    samples = _int(ds, "SamplesPerPixel", 1, path)
     if samples != 1 or photometric.startswith(_COLOUR_PHOTOMETRIC):
         raise InputError(
             f"{path}: colour image ({photometric}, {samples} samples per pixel); "
             "mrisr needs one greyscale channel (MONOCHROME1/2)"
         )
-    rows = _int(ds, "Rows", 0)
-    cols = _int(ds, "Columns", 0)
-    frames = _int(ds, "NumberOfFrames", 1)
+    rows = _int(ds, "Rows", 0, path)
+    cols = _int(ds, "Columns", 0, path)
+    frames = _int(ds, "NumberOfFrames", 1, path)
     check_voxel_count((cols, rows, frames), path)
     if "PixelData" in ds:
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         compressed = bool(tsyntax is not None and getattr(tsyntax, "is_compressed", False))
         if not compressed:
-            bits = _int(ds, "BitsAllocated", 16)
+            bits = _int(ds, "BitsAllocated", 16, path)
             expected = math.ceil(rows * cols * frames * bits / 8)
             have = len(ds.PixelData or b"")
             if have < expected:
@@ -303,6 +304,9 @@ def _key(*values: float | None) -> tuple[float, ...]:
 
 def _rescale_of(ds: Dataset) -> tuple[float, float]:
     slope = _float(ds.get("RescaleSlope"))
+    if slope is None:
+        # RT dose grids scale their stored integers by DoseGridScaling (Gy) instead of RescaleSlope
+        slope = _float(ds.get("DoseGridScaling"))
     intercept = _float(ds.get("RescaleIntercept"))
     return (1.0 if slope is None or slope == 0 else slope), (0.0 if intercept is None else intercept)
 
@@ -316,8 +320,8 @@ def _frame_from_single(ds: Dataset, path: Path, load: Callable[[], np.ndarray]) 
     thickness = _float(ds.get("SpacingBetweenSlices")) or _float(ds.get("SliceThickness"))
     return _Frame(
         source=str(path),
-        rows=_int(ds, "Rows", 0),
-        cols=_int(ds, "Columns", 0),
+        rows=_int(ds, "Rows", 0, path),
+        cols=_int(ds, "Columns", 0, path),
         iop=None if iop is None else _checked_iop(iop, str(path)),
         ipp=_floats(ds.get("ImagePositionPatient"), 3),
         pixel_spacing=spacing,
@@ -647,6 +651,15 @@ def _read_header_if_dicom(path: Path) -> Dataset | None:
         raise InputError(f"cannot read {path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(132)
+        except (OSError, EOFError):
+            return None
+        if len(head) == 132 and head[128:132] == b"DICM":
+            return _dcmread(path, stop_before_pixels=True)
+        return None
     if len(head) == 132 and head[128:132] == b"DICM":
         return _dcmread(path, stop_before_pixels=True)
     # Raw data sets (no preamble) usually start with group 0x0008 (or 0x0002) in little endian.
@@ -667,8 +680,16 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], d
     def unreadable(exc: OSError) -> None:
         raise InputError(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
 
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    seen = {os.path.realpath(folder)}
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        # symlinked sub-folders are followed, each real folder once (no loops)
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(root, d))
+            if real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -757,7 +778,7 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
     items = found[uid]
     what = f"{folder} series {uid}" if len(found) > 1 or series else str(folder)
 
-    multi = [p for p, ds in items if _int(ds, "NumberOfFrames", 1) > 1
+    multi = [p for p, ds in items if _int(ds, "NumberOfFrames", 1, p) > 1
              or "PerFrameFunctionalGroupsSequence" in ds]
     if multi:
         if len(items) == 1:
@@ -768,8 +789,8 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
         )
 
     # Refuse absurd totals from the headers before decoding anything.
-    rows = _int(items[0][1], "Rows", 0)
-    cols = _int(items[0][1], "Columns", 0)
+    rows = _int(items[0][1], "Rows", 0, what)
+    cols = _int(items[0][1], "Columns", 0, what)
     check_voxel_count((cols, rows, len(items)), what)
 
     def loader(p: Path) -> Callable[[], np.ndarray]:
@@ -797,13 +818,13 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
 def _check_header_sizes(ds: Dataset, path: Path) -> None:
     """Channel and size checks on a header read without pixel data."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = _int(ds, "SamplesPerPixel", 1)
+    samples = _int(ds, "SamplesPerPixel", 1, path)
     if samples != 1 or photometric.startswith(_COLOUR_PHOTOMETRIC):
         raise InputError(
             f"{path}: colour image ({photometric}, {samples} samples per pixel); "
             "mrisr needs one greyscale channel (MONOCHROME1/2)"
         )
-    check_voxel_count((_int(ds, "Columns", 0), _int(ds, "Rows", 0), _int(ds, "NumberOfFrames", 1)), path)
+    check_voxel_count((_int(ds, "Columns", 0, path), _int(ds, "Rows", 0, path), _int(ds, "NumberOfFrames", 1, path)), path)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""DICOM inputs met in the wild: gzip-wrapped series, symlinked folders, RT dose scaling, invalid values."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+
+from mrisr.errors import InputError
+from mrisr.io import read_volume, write_volume
+from tests.io.dicom_factory import pydicom_file
+
+
+@pytest.fixture
+def series(tmp_path, phantom3d):
+    vol = phantom3d.with_data(np.rint(phantom3d.data[:16, :12, :5]))
+    write_volume(vol, tmp_path / "series")
+    return tmp_path / "series", vol
+
+
+def test_folder_of_gzip_wrapped_dicom_files(tmp_path, series):
+    folder, vol = series
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for f in folder.iterdir():
+        (gz / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes()))
+    (gz / "other.nii.gz").write_bytes(gzip.compress(b"not dicom" * 100))  # skipped, not an error
+    out = read_volume(gz)
+    assert np.array_equal(out.data, vol.data) and out.meta["n_files"] == vol.shape[2]
+
+
+def test_symlinked_subfolders_are_followed_once(tmp_path, series):
+    folder, vol = series
+    top = tmp_path / "top"
+    top.mkdir()
+    os.symlink(folder, top / "scan")
+    os.symlink(top, top / "scan_again_loop")  # a loop back to the top must not hang nor double-count
+    out = read_volume(top)
+    assert np.array_equal(out.data, vol.data) and out.meta["n_files"] == vol.shape[2]
+
+
+def test_rt_dose_grid_scaling_is_applied():
+    path = pydicom_file("rtdose.dcm")
+    ds = pydicom.dcmread(path)
+    vol = read_volume(path)
+    expected = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)
+    np.testing.assert_allclose(vol.data[:, :, 0], expected[0].T, rtol=1e-6)
+    assert 0.5 < float(vol.data.max()) < 2.0  # Gy, not raw integers in the millions
+
+
+def test_invalid_integer_value_names_the_file(tmp_path):
+    src = pydicom_file("badVR.dcm")
+    shutil.copy(src, tmp_path / "bad.dcm")
+    with pytest.raises(InputError, match=r"bad\.dcm: invalid NumberOfFrames"):
+        read_volume(tmp_path / "bad.dcm")
