@@ -55,20 +55,13 @@ def symmetric_index(i: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(i >= n, 2 * n - 1 - i, i)
 
 
-def resample_weights(
-    n_in: int, n_out: int, kernel: str, antialias: bool = True, dtype: torch.dtype = torch.float64
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Taps and weights of one axis: ``out[j] = sum_t w[j, t] * in[idx[j, t]]``.
-
-    Returns:
-        ``idx`` (int64, ``(n_out, taps)``, already reflected into ``[0, n_in)``) and ``w`` (``dtype``, same
-        shape, rows summing to 1).
-    """
+def _taps(n_in: int, n_out: int, kernel: str, antialias: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unreflected input indices (int64, ``(n_out, taps)``) and float64 weights (rows sum to 1)."""
     scale = n_in / n_out
     centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale - 0.5
     if kernel == "nearest":
         idx = torch.floor(centre + 0.5).to(torch.int64).clamp(0, n_in - 1)[:, None]
-        return idx, torch.ones(idx.shape, dtype=dtype)
+        return idx, torch.ones(idx.shape, dtype=torch.float64)
     if kernel not in _KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}")
     func, support = _KERNELS[kernel]
@@ -78,8 +71,65 @@ def resample_weights(
     left = torch.floor(centre - support).to(torch.int64) + 1
     raw = left[:, None] + torch.arange(taps)[None, :]
     w = func((raw.to(torch.float64) - centre[:, None]) / stretch)
-    w = w / w.sum(dim=1, keepdim=True)
+    return raw, w / w.sum(dim=1, keepdim=True)
+
+
+def resample_weights(
+    n_in: int, n_out: int, kernel: str, antialias: bool = True, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Taps and weights of one axis: ``out[j] = sum_t w[j, t] * in[idx[j, t]]``.
+
+    Returns:
+        ``idx`` (int64, ``(n_out, taps)``, already reflected into ``[0, n_in)``) and ``w`` (``dtype``, same
+        shape, rows summing to 1).
+    """
+    raw, w = _taps(n_in, n_out, kernel, antialias)
     return symmetric_index(raw, n_in), w.to(dtype)
+
+
+def _resample_periodic(x: torch.Tensor, dim: int, n_out: int, raw: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
+    """Integer ratios: weights repeat with the output phase, so use strided slices (no big gather).
+
+    For ``n_out = f * n_in`` output ``m * f + p`` reads input ``raw[p] + m``; for ``n_in = f * n_out`` output
+    ``m`` reads ``raw[0] + m * f``. Returns ``None`` when the ratio is not an integer or the padding would
+    exceed the input (tiny inputs), and the caller gathers instead.
+    """
+    n_in = x.shape[dim]
+    if n_out % n_in == 0:
+        period, stride = n_out // n_in, 1
+    elif n_in % n_out == 0:
+        period, stride = 1, n_in // n_out
+    else:
+        return None
+    lo = max(0, -int(raw.min()))
+    hi = max(0, int(raw.max()) - (n_in - 1))
+    if lo > n_in or hi > n_in:
+        return None
+    parts = [x.narrow(dim, 0, lo).flip(dim)] if lo else []
+    parts += [x] + ([x.narrow(dim, n_in - hi, hi).flip(dim)] if hi else [])
+    xp = torch.cat(parts, dim=dim) if len(parts) > 1 else x
+    count = n_out // period
+    phases = []
+    for p in range(period):
+        acc = None
+        for t in range(raw.shape[1]):
+            wt = float(w[p, t])
+            if wt == 0.0:
+                continue
+            start = int(raw[p, t]) + lo
+            view = xp.narrow(dim, start, (count - 1) * stride + 1)
+            if stride > 1:
+                sl = [slice(None)] * x.ndim
+                sl[dim] = slice(None, None, stride)
+                view = view[tuple(sl)]
+            acc = view * wt if acc is None else acc + view * wt
+        assert acc is not None
+        phases.append(acc)
+    if period == 1:
+        return phases[0]
+    shape = list(x.shape)
+    shape[dim] = n_out
+    return torch.stack(phases, dim=dim + 1).reshape(shape)
 
 
 def resample_axis(x: torch.Tensor, dim: int, n_out: int, kernel: str, antialias: bool = True) -> torch.Tensor:
@@ -88,8 +138,11 @@ def resample_axis(x: torch.Tensor, dim: int, n_out: int, kernel: str, antialias:
     n_in = x.shape[dim]
     if n_in == n_out:
         return x
-    idx, w = resample_weights(n_in, n_out, kernel, antialias, dtype=x.dtype)
-    idx, w = idx.to(x.device), w.to(x.device)
+    raw, w = _taps(n_in, n_out, kernel, antialias)
+    fast = _resample_periodic(x, dim, n_out, raw, w)
+    if fast is not None:
+        return fast
+    idx, w = symmetric_index(raw, n_in).to(x.device), w.to(dtype=x.dtype, device=x.device)
     taps = idx.shape[1]
     gathered = x.index_select(dim, idx.reshape(-1))
     shape = list(x.shape)
