@@ -56,3 +56,33 @@ def shrink(raw: dict[str, Any], roots: dict[str, str], steps: int = 2) -> dict[s
     raw.setdefault("run", {}).update(log_every=1, progress="never", precision="fp32")
     raw.setdefault("checkpoint", {})["every"] = 1000
     return raw
+
+
+def small_gan(root: str, phases: list[dict[str, Any]], **sections: Any) -> dict[str, Any]:
+    """A raw config: tiny SRResNet x2 (no batch norm) against a tiny patch discriminator on 16 px patches."""
+    raw: dict[str, Any] = {
+        "run": {"seed": 0, "log_every": 1, "progress": "never"},
+        "data": {"root": root, "degradation": "bicubic:scale=2", "patch_size": 16, "batch_size": 2,
+                 "num_workers": 0},
+        "model": {"generator": {"name": "srresnet", "args": {"scale": 2, "channels": 4, "n_blocks": 1,
+                                                             "batch_norm": False}},
+                  "discriminator": {"name": "patch_discriminator", "args": {"channels": 4, "n_down": 2}}},
+        "optim": {"generator": {"optimizer": {"name": "adam", "lr": 1e-3}},
+                  "discriminator": {"optimizer": {"name": "adam", "lr": 1e-3}}},
+        "phases": phases,
+        "validation": {"every": 1000, "max_samples": 1, "batch_size": 1, "grid_samples": 1},
+        "checkpoint": {"every": 1000},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return raw
+
+
+def adam_steps(trainer_state: dict[str, Any], role: str) -> int:
+    """How many times the optimiser of ``role`` stepped (Adam counts per parameter)."""
+    opt = trainer_state["optimizers"].get(role)
+    if opt is None or not opt["state"]:
+        return 0
+    counts = {int(s["step"]) for s in opt["state"].values()}
+    assert len(counts) == 1, counts
+    return counts.pop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -54,21 +55,32 @@ def steps_per_epoch(n_samples: int, cfg: DataConfig, env: DistEnv) -> int:
     return steps
 
 
-def train_loader(dataset: Dataset[Any], cfg: DataConfig, env: DistEnv, seed: int, epoch: int,
-                 skip_batches: int = 0) -> DataLoader[Any]:
-    """This rank's loader for ``epoch``, starting after ``skip_batches`` already consumed batches."""
-    from mrisr.data.samples import collate_samples
+class TrainLoader:
+    """This rank's training batches of one dataset, epoch after epoch.
 
-    if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)
-    batch = local_batch_size(cfg, env)
-    sampler = ResumableSampler(dataset, env, seed=seed, epoch=epoch, skip=skip_batches * batch)
-    # A loader-owned generator: creating an iterator draws a base seed from it, which must not come from
-    # (and advance) the global RNG that the training stream and its checkpoints depend on.
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
-                      collate_fn=collate_samples, pin_memory=env.device.type == "cuda", generator=gen,
-                      persistent_workers=False)
+    One DataLoader (workers persist across epochs) whose sampler is repositioned before each epoch:
+    ``epoch(e, skip)`` returns an iterator over epoch ``e`` starting after ``skip`` consumed batches.
+    """
+
+    def __init__(self, dataset: Dataset[Any], cfg: DataConfig, env: DistEnv, seed: int):
+        from mrisr.data.samples import collate_samples
+
+        self.dataset = dataset
+        self.batch = local_batch_size(cfg, env)
+        self.sampler = ResumableSampler(dataset, env, seed=seed)
+        # A loader-owned generator: creating an iterator draws a base seed from it, which must not come
+        # from (and advance) the global RNG that the training stream and its checkpoints depend on.
+        self.loader = DataLoader(dataset, batch_size=self.batch, sampler=self.sampler, drop_last=True,
+                                 num_workers=cfg.num_workers, collate_fn=collate_samples,
+                                 pin_memory=env.device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(seed),
+                                 persistent_workers=cfg.num_workers > 0)
+
+    def epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[Any]:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)  # shared memory: persistent workers see it
+        self.sampler.set_position(epoch, skip_batches * self.batch)
+        return iter(self.loader)
 
 
 def collate_by_shape(samples: list[Any]) -> list[Any]:

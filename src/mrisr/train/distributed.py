@@ -157,9 +157,13 @@ class ResumableSampler(Sampler[int]):
     ``r, r + N, ...`` of the permutation. ``skip`` resumes mid-epoch without touching earlier samples.
     """
 
-    def __init__(self, dataset: Dataset[Any], env: DistEnv, seed: int, epoch: int, skip: int = 0):
+    def __init__(self, dataset: Dataset[Any], env: DistEnv, seed: int, epoch: int = 0, skip: int = 0):
         self.inner = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True,
                                         seed=seed, drop_last=True)
+        self.set_position(epoch, skip)
+
+    def set_position(self, epoch: int, skip: int = 0) -> None:
+        """Iterate ``epoch``'s permutation from index ``skip`` on (takes effect at the next ``iter``)."""
         self.inner.set_epoch(epoch)
         self.skip = skip
 

@@ -39,7 +39,7 @@ from mrisr.io.atomic import atomic_write_text
 from mrisr.train import checkpoint as ckpt
 from mrisr.train import distributed as ddp
 from mrisr.train.config import DataConfig, PhaseConfig, TrainConfig, config_from_dict, dump_config, phase_data
-from mrisr.train.data import build_dataset, data_key, steps_per_epoch, train_loader, val_loader
+from mrisr.train.data import TrainLoader, build_dataset, data_key, steps_per_epoch, val_loader
 from mrisr.train.gan import (
     EMA,
     Adversarial,
@@ -457,6 +457,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         return bool(ddp.broadcast_object(env, is_best))
 
     # --- the loop -----------------------------------------------------------------------------------
+    loaders: dict[str, TrainLoader] = {}
     loader_it: Iterator[Any] | None = None
     loader_key = ""
     phase_index = -1
@@ -483,7 +484,9 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                                 f"{span.start}-{span.end - 1}, trains {'+'.join(span.phase.train)}, "
                                 f"ratio G:D {span.phase.ratio}")
                 if loader_it is None or loader_key != key:
-                    loader_it = iter(train_loader(train_sets[key], datas[key], env, seed, pos.epoch, pos.batch))
+                    if key not in loaders:
+                        loaders[key] = TrainLoader(train_sets[key], datas[key], env, seed)
+                    loader_it = loaders[key].epoch(pos.epoch, pos.batch)
                     loader_key = key
                 batch = next(loader_it).to(env.device, non_blocking=True)
 
