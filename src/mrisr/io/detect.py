@@ -19,6 +19,28 @@ def _nifti_magic(header: bytes) -> bool:
     return header[344:348] in (b"n+1\x00", b"ni1\x00") or header[4:8] in (b"n+2\x00", b"ni2\x00")
 
 
+def _analyze_header(header: bytes) -> bool:
+    # Analyze 7.5 / NIfTI headers start with sizeof_hdr = 348 (either byte order).
+    return header[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c")
+
+
+_ANALYZE_MESSAGE = (
+    "is an Analyze 7.5 image, whose header cannot say which side is left (no orientation); mrisr refuses to "
+    "guess. Convert it to NIfTI with the tool that wrote it, or with nibabel if you know its orientation"
+)
+
+
+def _paired_header(p: Path) -> Path | None:
+    """The ``.hdr`` next to an ``.img`` (``x.img`` / ``x.img.gz`` -> ``x.hdr`` / ``x.hdr.gz``)."""
+    name = p.name
+    for img, hdr in ((".img", ".hdr"), (".img.gz", ".hdr.gz"), (".IMG", ".HDR")):
+        if name.endswith(img):
+            for cand in (p.with_name(name[: -len(img)] + hdr), p.with_name(name[: -len(img)] + ".hdr")):
+                if cand.is_file():
+                    return cand
+    return None
+
+
 def detect_format(path: str | Path) -> str:
     """Return one of ``"nifti"``, ``"dicom"``, ``"dicom-folder"``, ``"png"``, ``"tiff"``, ``"npy"``.
 
@@ -37,6 +59,12 @@ def detect_format(path: str | Path) -> str:
         raise InputError(f"cannot read {p}: {exc.strerror}") from None
     if not head:
         raise InputError(f"{p} is empty")
+    hdr = _paired_header(p)
+    if hdr is not None:
+        # the image half of a header/image pair: the header decides
+        if detect_format(hdr) == "nifti":
+            return "nifti"
+        raise InputError(f"{p}: unknown file format (its header {hdr.name} is not NIfTI)")  # pragma: no cover
     if head.startswith(GZIP_MAGIC):
         try:
             with gzip.open(p, "rb") as fh:
@@ -47,9 +75,13 @@ def detect_format(path: str | Path) -> str:
             return "nifti"
         if inner[128:132] == b"DICM":
             return "dicom"
+        if _analyze_header(inner) and p.name.lower().endswith(".hdr.gz"):
+            raise InputError(f"{p} {_ANALYZE_MESSAGE}")
         raise InputError(f"{p}: gzip file that holds neither a NIfTI image nor a DICOM file")
     if _nifti_magic(head):
         return "nifti"
+    if _analyze_header(head) and p.suffix.lower() == ".hdr":
+        raise InputError(f"{p} {_ANALYZE_MESSAGE}")
     if head[128:132] == b"DICM":
         return "dicom"
     if head.startswith(PNG_MAGIC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -12,6 +13,8 @@ from mrisr.io.limits import check_voxel_count
 from mrisr.io.messages import one_line
 from mrisr.io.volume import Volume
 
+log = logging.getLogger(__name__)
+
 
 def read_nifti(path: str | Path) -> Volume:
     """Read a 2D/3D/4D NIfTI file; scaling (scl_slope/scl_inter) applied; affine from sform/qform."""
@@ -20,8 +23,17 @@ def read_nifti(path: str | Path) -> Volume:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for broken headers
         raise InputError(f"cannot read NIfTI {path}: {one_line(exc)}") from None
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+    if type(img).__name__.startswith("Cifti"):
+        raise InputError(f"{path} is a CIFTI file (surface/grayordinate data), not a volume on a voxel grid")
+    # Nifti1Pair / Nifti2Pair cover the single-file images too (.hdr/.img pairs are their parents)
+    if not isinstance(img, nib.Nifti1Pair | nib.Nifti2Pair):
         raise InputError(f"{path} is not a NIfTI image")
+    image_file = getattr(img.file_map.get("image"), "filename", None)
+    if image_file and not Path(image_file).is_file():
+        raise InputError(f"{path}: NIfTI header whose image file {Path(image_file).name} is missing (.hdr/.img pair)")
+    if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
+        log.warning("%s: neither sform nor qform is set, so the orientation is unknown; assuming nibabel's "
+                    "default (x flipped: LAS) from the voxel sizes", path)
     shape = tuple(int(s) for s in img.shape)
     check_voxel_count(shape, path)
     if len(shape) > 4:
@@ -55,13 +67,20 @@ def read_nifti(path: str | Path) -> Volume:
 
 
 def write_nifti(volume: Volume, path: str | Path) -> None:
-    """Write ``volume`` as NIfTI-1 float32 with its affine as both sform and qform (code 1, scanner)."""
+    """Write ``volume`` as NIfTI-1 float32 with its affine as both sform and qform (code 1, scanner).
+
+    A sheared affine (no quaternion form) is written as sform only (qform code 0).
+    """
     data = volume.data
     if data.ndim == 2:
         data = data[:, :, None]
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), volume.affine)
     img.set_sform(volume.affine, code=1)
     img.set_qform(volume.affine, code=1)
+    if not np.allclose(img.get_qform(), volume.affine, atol=1e-4):
+        # a sheared affine has no quaternion form: nibabel would store the nearest rotation, and tools that
+        # prefer the qform would read another geometry. Mark the qform unknown; the sform holds the truth.
+        img.set_qform(volume.affine, code=0)
     img.header.set_xyzt_units(xyz="mm", t="sec")
     if data.ndim == 4 and "time_spacing" in volume.meta:
         zooms = list(img.header.get_zooms())

@@ -1,0 +1,66 @@
+"""NIfTI variants: .hdr/.img pairs, Analyze (refused), CIFTI (refused), sheared affines, no orientation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mrisr.errors import InputError
+from mrisr.io import Volume, read_volume, write_volume
+
+NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
+
+
+@pytest.fixture
+def voxels():
+    return np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+
+
+def test_header_image_pair_reads_from_either_half(tmp_path, voxels):
+    affine = np.diag([2.0, -1.5, 3.0, 1.0])
+    affine[:3, 3] = [10, 20, -5]
+    nib.save(nib.Nifti1Pair(voxels, affine), tmp_path / "pair.img")
+    for name in ("pair.hdr", "pair.img"):
+        vol = read_volume(tmp_path / name)
+        assert np.array_equal(vol.data, voxels) and np.allclose(vol.affine, affine)
+    (tmp_path / "pair.img").unlink()
+    with pytest.raises(InputError, match=r"image file pair\.img is missing"):
+        read_volume(tmp_path / "pair.hdr")
+
+
+def test_analyze_is_refused_with_the_reason(tmp_path, voxels):
+    nib.save(nib.AnalyzeImage(voxels, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "ana.img")
+    for name in ("ana.hdr", "ana.img"):
+        with pytest.raises(InputError, match=r"Analyze 7\.5 .*left"):
+            read_volume(tmp_path / name)
+
+
+@pytest.mark.skipif(not (NIBABEL_DATA / "row_major.dconn.nii").is_file(), reason="nibabel test data not installed")
+def test_cifti_is_refused_as_not_a_volume():
+    with pytest.raises(InputError, match="CIFTI"):
+        read_volume(NIBABEL_DATA / "row_major.dconn.nii")
+
+
+def test_sheared_affine_is_stored_as_sform_only(tmp_path):
+    affine = np.array([[1.0, 0.3, 0, 5], [0, 1.0, 0, -2], [0, 0, 2.0, 7], [0, 0, 0, 1]])
+    write_volume(Volume(np.ones((4, 5, 6), np.float32), affine), tmp_path / "s.nii.gz")
+    img = nib.load(tmp_path / "s.nii.gz")
+    assert int(img.header["sform_code"]) == 1 and int(img.header["qform_code"]) == 0
+    assert np.allclose(read_volume(tmp_path / "s.nii.gz").affine, affine)
+    # an ordinary (rotation + scaling) affine keeps both
+    write_volume(Volume(np.ones((4, 5, 6), np.float32), np.diag([1.0, 2.0, 3.0, 1.0])), tmp_path / "r.nii.gz")
+    assert int(nib.load(tmp_path / "r.nii.gz").header["qform_code"]) == 1
+
+
+def test_missing_orientation_is_a_warning(tmp_path, voxels, caplog):
+    img = nib.Nifti1Image(voxels, None)
+    img.set_sform(np.eye(4), code=0)
+    img.set_qform(np.eye(4), code=0)
+    nib.save(img, tmp_path / "bare.nii")
+    with caplog.at_level(logging.WARNING):
+        vol = read_volume(tmp_path / "bare.nii")
+    assert vol.shape == voxels.shape and "orientation is unknown" in caplog.text
