@@ -64,3 +64,16 @@ def test_missing_orientation_is_a_warning(tmp_path, voxels, caplog):
     with caplog.at_level(logging.WARNING):
         vol = read_volume(tmp_path / "bare.nii")
     assert vol.shape == voxels.shape and "orientation is unknown" in caplog.text
+
+
+@pytest.mark.parametrize(("unit", "to_mm"), [("meter", 1000.0), ("micron", 1e-3), ("mm", 1.0)])
+def test_spatial_units_become_millimetres(tmp_path, voxels, unit, to_mm):
+    affine = np.diag([0.1, 0.1, 0.5, 1.0])
+    affine[:3, 3] = [1.0, 2.0, 3.0]
+    img = nib.Nifti1Image(voxels, affine)
+    img.header.set_xyzt_units(xyz=unit)
+    nib.save(img, tmp_path / "u.nii")
+    vol = read_volume(tmp_path / "u.nii")
+    np.testing.assert_allclose(vol.affine[:3], affine[:3] * to_mm)
+    write_volume(vol, tmp_path / "back.nii")  # written in mm, read back unchanged
+    np.testing.assert_allclose(read_volume(tmp_path / "back.nii").affine, vol.affine)

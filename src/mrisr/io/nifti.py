@@ -61,7 +61,13 @@ def read_nifti(path: str | Path) -> Volume:
         text = np.asarray(descrip).tobytes().split(b"\x00")[0].decode("latin-1").strip()
         if text:
             meta["series_description"] = text
-    vol = Volume(data=data, affine=img.affine, meta=meta)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    space_unit = img.header.get_xyzt_units()[0]
+    to_mm = {"meter": 1000.0, "micron": 1e-3}.get(space_unit, 1.0)
+    if to_mm != 1.0:
+        # mrisr's world is in mm; the header's spatial unit says what its affine is in
+        affine = np.diag([to_mm, to_mm, to_mm, 1.0]) @ affine
+    vol = Volume(data=data, affine=affine, meta=meta)
     vol.check_finite()
     return vol
 
