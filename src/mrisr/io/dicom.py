@@ -717,6 +717,32 @@ def find_series(folder: str | Path) -> dict[str, list[Path]]:
     return {uid: [p for p, _ in items] for uid, items in series.items()}
 
 
+def reference_header(path: str | Path) -> Dataset:
+    """The header (no pixel data) of a DICOM file, or of the first file of the one series in a folder.
+
+    Used to write a derived series into the patient, study and frame of reference of an existing scan
+    when the voxels come from a format without DICOM headers (``mrisr convert x.nii out/ --like SCAN``).
+
+    Raises:
+        InputError: not DICOM, no images, or a folder holding several series.
+    """
+    p = Path(path)
+    if p.is_dir():
+        found, _ = _scan_folder(p)
+        if not found:
+            raise InputError(f"{p}: no DICOM images found to take headers from")
+        if len(found) > 1:
+            raise InputError(f"{p} holds {len(found)} DICOM series; give one file or a folder holding one series: "
+                             f"{_series_listing(found)}")
+        return next(iter(found.values()))[0][1]
+    if not p.is_file():
+        raise InputError(f"{p}: no such file or folder")
+    ds = _dcmread(p, stop_before_pixels=True)
+    if not _is_image_header(ds):
+        raise InputError(f"{p}: DICOM {_kind(ds)} object is not an image; give a file of the scan's series")
+    return _strip_pixels(ds)
+
+
 def _series_label(uid: str, items: list[tuple[Path, Dataset]]) -> str:
     ds = items[0][1]
     desc = str(ds.get("SeriesDescription", "") or "").strip()
@@ -1118,6 +1144,7 @@ __all__ = [
     "find_series",
     "read_dicom_file",
     "read_dicom_folder",
+    "reference_header",
     "series_suffix",
     "write_dicom_series",
 ]
