@@ -19,7 +19,9 @@ from mrisr import __version__
 from mrisr.errors import MrisrError
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("info", "convert", "models", "prepare", "make_example_data")
+COMMAND_MODULES: tuple[str, ...] = (
+    "info", "convert", "degrade", "upscale", "evaluate", "models", "prepare", "make_example_data",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
