@@ -98,3 +98,9 @@ def test_registry_checks_argument_types():
         build_model("srresnet", batch_norm="no")
     model = build_model("resnet3d", res_scale=1, **{k: v for k, v in REGISTRY["resnet3d"].tiny.items()})
     assert isinstance(model, torch.nn.Module)
+
+
+def test_the_sidecar_json_names_its_model(tmp_path):
+    path = save_model_file(tmp_path / "m", build_model("fast", scale=2, **REGISTRY["fast"].tiny))
+    _, md = load_model_file(tmp_path / "m.json")
+    assert md["path"] == str(path)

@@ -209,6 +209,8 @@ def resolve_model_path(ref: str | os.PathLike[str]) -> Path:
             return found[0]
         raise InputError(f"{p} is a folder with {len(found)} .safetensors files; name the model file")
     if p.is_file():
+        if p.suffix == ".json" and _model_path(p.with_suffix("")).is_file():
+            return _model_path(p.with_suffix(""))  # the sidecar names its model file
         return p
     name = str(ref)
     looks_like_path = os.sep in name or "/" in name or name.endswith((SUFFIX, ".json", ".pt", ".pth", ".ckpt"))
