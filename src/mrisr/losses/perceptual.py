@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mrisr.errors import ConfigError, InputError
+from mrisr.io.messages import one_line
 
 VGG19_WEIGHTS_ENV = "MRISR_VGG19_WEIGHTS"
 #: torchvision's configuration "E" (VGG19): channels of each 3x3 conv, "M" for a 2x2 max pool.
@@ -80,11 +81,11 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise InputError(f"{path} is not a valid safetensors file: {exc}") from exc
+            raise InputError(f"{path} is not a valid safetensors file: {one_line(exc)}") from exc
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"cannot read VGG19 weights from {path} as a weights-only checkpoint: {exc}") from exc
+        raise InputError(f"cannot read VGG19 weights from {path} as a weights-only checkpoint: {one_line(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
