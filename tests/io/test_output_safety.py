@@ -75,3 +75,23 @@ def test_signal_during_write_leaves_nothing(tmp_path, sig):
     assert proc.returncode != 0
     time.sleep(0.05)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_under_a_file_is_a_one_line_error(tmp_path, phantom3d, capsys):
+    (tmp_path / "afile").write_text("x")
+    src = tmp_path / "in.nii.gz"
+    write_volume(phantom3d, src)
+    assert main(["convert", str(src), str(tmp_path / "afile" / "out.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err and "unexpected" not in err
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path):
+    import errno
+
+    from mrisr.errors import MrisrError
+
+    with pytest.raises(MrisrError, match="No space left"), atomic_path(tmp_path / "out.nii.gz") as tmp:
+        tmp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -12,7 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from mrisr.errors import OutputExistsError
+from mrisr.errors import MrisrError, OutputExistsError
+
+#: Failures of the output medium (not of mrisr): reported as one line.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EACCES, errno.EPERM}
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -95,10 +99,14 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     temporary is removed and nothing is left at ``path`` (a SIGKILL may leave a hidden ``.NAME.*.tmp``).
     """
     final = check_output(path, force)
-    final.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(final.suffixes)
     with _sigterm_raises():
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+        except OSError as exc:
+            raise MrisrError(f"cannot write {final}: cannot create a file in {final.parent} "
+                             f"({exc.strerror or exc})") from None
         os.close(fd)
         os.unlink(tmp_name)
         tmp = Path(tmp_name)
@@ -108,11 +116,14 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
                 _check_replaceable_folder(final)
                 shutil.rmtree(final)
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             elif tmp.exists() or tmp.is_symlink():
                 tmp.unlink()
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+                # disk full, quota, read-only file system... while writing the output: one line, nothing left
+                raise MrisrError(f"cannot write {final}: {exc.strerror or exc}") from None
             raise
 
 
