@@ -97,3 +97,17 @@ def test_convert_onto_its_own_input_with_force(tmp_path):
     np.save(tmp_path / "a.npy", arr)
     write_volume(read_volume(tmp_path / "a.npy").with_data(arr * 2), tmp_path / "a.npy", force=True)
     assert np.array_equal(np.load(tmp_path / "a.npy"), arr * 2)
+
+
+def test_volumes_a_2d_format_cannot_hold_are_refused_naming_the_output(tmp_path):
+    vol4 = Volume(np.zeros((4, 5, 3, 2), np.float32), np.eye(4))
+    for name in ("x.png", "x.tif"):
+        with pytest.raises(InputError, match=rf"^{tmp_path / name}: a 4D volume"):
+            write_volume(vol4, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_3d_volume_round_trips_through_a_multipage_tiff(tmp_path):
+    vol = Volume(np.random.default_rng(3).random((6, 5, 4)).astype(np.float32), np.eye(4))
+    write_volume(vol, tmp_path / "s.tif")
+    assert np.array_equal(read_volume(tmp_path / "s.tif").data, vol.data)

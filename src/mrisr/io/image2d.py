@@ -160,11 +160,23 @@ def write_png(volume: Volume, path: str | Path, bits: int | None = None) -> None
     Image.fromarray(np.ascontiguousarray(img.astype(dtype))).save(path, format="PNG")
 
 
+def check_image_shape(volume: Volume, path: str | Path, fmt: str) -> None:
+    """Refuse, before anything is written, a volume that ``fmt`` ("png" or "tiff") cannot hold."""
+    if fmt == "tiff" and volume.ndim == 3:
+        return  # a multi-page TIFF, one page per slice
+    _to_2d(volume, Path(path))
+
+
 def write_tiff(volume: Volume, path: str | Path) -> None:
-    """Write a 2D volume as a 32-bit float TIFF (lossless)."""
+    """Write a 2D volume as a 32-bit float TIFF (lossless); a 3D volume as one page per slice (axis 2)."""
     from PIL import Image
 
     path = Path(path)
+    if volume.ndim == 3 and volume.shape[2] > 1:
+        pages = [Image.fromarray(np.ascontiguousarray(volume.data[:, :, k].T.astype(np.float32)), mode="F")
+                 for k in range(volume.shape[2])]
+        pages[0].save(path, format="TIFF", save_all=True, append_images=pages[1:])
+        return
     img = _to_2d(volume, path).T
     Image.fromarray(np.ascontiguousarray(img.astype(np.float32)), mode="F").save(path, format="TIFF")
 

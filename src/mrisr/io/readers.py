@@ -54,6 +54,10 @@ def write_volume(volume: Volume, path: str | Path, force: bool = False) -> Path:
     fmt = output_format(path)
     volume.check_finite()
     target = Path(str(path).rstrip("/\\"))
+    if fmt in ("png", "tiff"):
+        from mrisr.io.image2d import check_image_shape
+
+        check_image_shape(volume, target, fmt)
     with atomic_path(target, force=force) as tmp:
         if fmt == "nifti":
             from mrisr.io.nifti import write_nifti
