@@ -57,3 +57,25 @@ def test_invalid_integer_value_names_the_file(tmp_path):
     shutil.copy(src, tmp_path / "bad.dcm")
     with pytest.raises(InputError, match=r"bad\.dcm: invalid NumberOfFrames"):
         read_volume(tmp_path / "bad.dcm")
+
+
+def test_multiframe_without_geometry_stacks_frames_in_file_order(tmp_path, caplog):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    frames = np.arange(5 * 8 * 6, dtype=np.uint16).reshape(5, 8, 6)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.Modality = SecondaryCaptureImageStorage, "OT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = 8, 6, 5, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = frames.tobytes()
+    ds.save_as(tmp_path / "mf.dcm", enforce_file_format=True)
+    vol = read_volume(tmp_path / "mf.dcm")
+    assert vol.shape == (6, 8, 5) and "file order" in caplog.text
+    for k in range(5):
+        assert np.array_equal(vol.data[:, :, k], frames[k].T)

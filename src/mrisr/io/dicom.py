@@ -429,6 +429,14 @@ def _frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[_F
             "%s: frames carry no positions; assuming consecutive slices %.4g mm apart along the normal",
             path, thickness or 1.0,
         )
+    if n > 1 and all(f.iop is None and f.ipp is None for f in frames):
+        # A multi-frame file without any patient geometry (secondary capture, exported cine): the file
+        # itself orders its frames, so stack them in that order rather than refuse.
+        log.warning("%s: multi-frame file without patient geometry; frames stacked in file order, %.4g mm "
+                    "apart, axial identity orientation (the frame axis may be time)", path, thickness or 1.0)
+        for i, f in enumerate(frames):
+            f.iop = np.array([1.0, 0, 0, 0, 1.0, 0])
+            f.ipp = np.array([0.0, 0.0, i * (thickness or 1.0)])
     return frames
 
 
