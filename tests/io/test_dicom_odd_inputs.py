@@ -79,3 +79,13 @@ def test_multiframe_without_geometry_stacks_frames_in_file_order(tmp_path, caplo
     assert vol.shape == (6, 8, 5) and "file order" in caplog.text
     for k in range(5):
         assert np.array_equal(vol.data[:, :, k], frames[k].T)
+
+
+def test_a_series_copied_twice_into_its_folder_is_read_once(tmp_path, series, caplog):
+    folder, vol = series
+    shutil.copytree(folder, folder / "copy")
+    first = sorted(folder.glob("*.dcm"))[0]
+    shutil.copy(first, folder / f"{first.stem} (1).dcm")
+    out = read_volume(folder)
+    assert out.shape == vol.shape and np.array_equal(out.data, vol.data)  # not 4D with two "time points"
+    assert "same SOPInstanceUID" in caplog.text

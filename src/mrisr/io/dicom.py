@@ -685,6 +685,7 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], d
         raise InputError(f"{folder}: not a folder")
     series: dict[str, list[tuple[Path, Dataset]]] = {}
     skipped: dict[str, int] = {}
+    instances: set[str] = set()
     def unreadable(exc: OSError) -> None:
         raise InputError(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
 
@@ -710,8 +711,19 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], d
                 key = f"DICOM {_kind(ds)} without pixel data"
                 skipped[key] = skipped.get(key, 0) + 1
                 continue
+            sop = str(ds.get("SOPInstanceUID", "") or "")
+            if sop and sop in instances:
+                # the same instance twice (an export copied into a sub-folder, "IM1 (1).dcm"): read it once,
+                # or every slice would appear twice and be taken for a second time point
+                skipped["duplicate SOPInstanceUID"] = skipped.get("duplicate SOPInstanceUID", 0) + 1
+                continue
+            if sop:
+                instances.add(sop)
             uid = str(ds.get("SeriesInstanceUID", "") or "")
             series.setdefault(uid, []).append((p, ds))
+    if skipped.get("duplicate SOPInstanceUID"):
+        log.warning("%s: %d file(s) repeat an instance already found (same SOPInstanceUID); each read once",
+                    folder, skipped["duplicate SOPInstanceUID"])
     return series, skipped
 
 
@@ -719,7 +731,8 @@ def find_series(folder: str | Path) -> dict[str, list[Path]]:
     """DICOM image files under ``folder`` (recursively), grouped by SeriesInstanceUID.
 
     Files that are not DICOM, and DICOM objects that are not images (DICOMDIR, SR, RT plans...) are
-    ignored. Files without a SeriesInstanceUID are grouped under ``""``.
+    ignored, and so are repeats of an instance (same SOPInstanceUID) after its first file. Files without a
+    SeriesInstanceUID are grouped under ``""``.
     """
     series, _ = _scan_folder(Path(folder))
     return {uid: [p for p, _ in items] for uid, items in series.items()}
