@@ -89,3 +89,14 @@ def test_a_series_copied_twice_into_its_folder_is_read_once(tmp_path, series, ca
     out = read_volume(folder)
     assert out.shape == vol.shape and np.array_equal(out.data, vol.data)  # not 4D with two "time points"
     assert "same SOPInstanceUID" in caplog.text
+
+
+def test_siemens_mosaic_is_refused_with_the_way_out(tmp_path):
+    from tests.io.dicom_factory import mr_slice, save
+
+    ds = mr_slice(np.zeros((24, 24), np.int16), [0, 0, 0], [1, 0, 0, 0, 1, 0], [1.0, 1.0],
+                  series_uid="1.2.3.9", ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"])
+    save(ds, tmp_path / "series" / "IM1.dcm")
+    for path in (tmp_path / "series" / "IM1.dcm", tmp_path / "series"):
+        with pytest.raises(InputError, match=r"mosaic.*dcm2niix"):
+            read_volume(path)

@@ -183,12 +183,23 @@ def _int(ds: Dataset, keyword: str, default: int, where: Path | str | None = Non
         raise InputError(f"{prefix}invalid {keyword} value {value!r}") from None
 
 
+def _refuse_mosaic(ds: Dataset, path: Path | str) -> None:
+    """Siemens mosaics tile many slices into one image; read as one image their geometry would be wrong."""
+    image_type = ds.get("ImageType")
+    values = [str(v).upper() for v in (image_type if isinstance(image_type, Sequence) and
+                                       not isinstance(image_type, str) else [image_type or ""])]
+    if "MOSAIC" in values:
+        raise InputError(f"{path}: Siemens mosaic image (several slices tiled in one image); convert the series "
+                         "to NIfTI with dcm2niix first, then give mrisr the NIfTI")
+
+
 def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
     """Validate size, channels and (for uncompressed data) pixel-data length before decoding anything.
 
     Returns:
         ``(rows, columns, frames)``.
     """
+    _refuse_mosaic(ds, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = _int(ds, "SamplesPerPixel", 1, path)
     if samples != 1 or photometric.startswith(_COLOUR_PHOTOMETRIC):
@@ -864,6 +875,7 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
 
 def _check_header_sizes(ds: Dataset, path: Path) -> None:
     """Channel and size checks on a header read without pixel data."""
+    _refuse_mosaic(ds, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = _int(ds, "SamplesPerPixel", 1, path)
     if samples != 1 or photometric.startswith(_COLOUR_PHOTOMETRIC):
