@@ -100,3 +100,10 @@ def test_siemens_mosaic_is_refused_with_the_way_out(tmp_path):
     for path in (tmp_path / "series" / "IM1.dcm", tmp_path / "series"):
         with pytest.raises(InputError, match=r"mosaic.*dcm2niix"):
             read_volume(path)
+
+
+def test_folder_of_png_files_says_how_to_read_them(tmp_path, phantom2d):
+    for name in ("a.png", "b.png"):
+        write_volume(phantom2d, tmp_path / "pngs" / name)
+    with pytest.raises(InputError, match=r"2 not DICOM.*one at a time"):
+        read_volume(tmp_path / "pngs")

@@ -820,8 +820,12 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
     if not found:
         looked = sum(skipped.values())
         detail = ", ".join(f"{n} {kind}" for kind, n in skipped.items())
+        hint = ""
+        if skipped.get("not DICOM"):
+            hint = "; a folder is read as one DICOM series: give NIfTI, PNG, TIFF or NPY files one at a time"
         raise InputError(
-            f"{folder}: no DICOM images found" + (f" ({looked} file(s) looked at: {detail})" if looked else " (empty folder)")
+            f"{folder}: no DICOM images found"
+            + (f" ({looked} file(s) looked at: {detail})" if looked else " (empty folder)") + hint
         )
     if series is None:
         if len(found) > 1:
