@@ -138,6 +138,10 @@ def _filter(x: torch.Tensor, taps: torch.Tensor, dims: Sequence[int], inplace: b
         buf = torch.empty(longest, dtype=x.dtype, device=x.device)
     for d in dims:
         n = x.shape[d]
+        if inplace and uniform:
+            assert buf is not None
+            _box_inplace(x, d, r, buf)
+            continue
         shape = list(x.shape)
         shape[d] += 2 * r
         xp = _pad_symmetric(x, d, r, None if buf is None else buf[: math.prod(shape)].view(shape))
@@ -151,16 +155,33 @@ def _filter(x: torch.Tensor, taps: torch.Tensor, dims: Sequence[int], inplace: b
                 for t in range(1, k):
                     acc = acc + xp.narrow(d, t, n) * taps[t]
                 x = acc
-        elif uniform:
-            xp.cumsum_(d)
-            x.narrow(d, 0, 1).copy_(xp.narrow(d, k - 1, 1))
-            x.narrow(d, 1, n - 1).copy_(xp.narrow(d, k, n - 1)).sub_(xp.narrow(d, 0, n - 1))
-            x.mul_(taps[0])
         else:
             x.copy_(xp.narrow(d, 0, n)).mul_(taps[0])
             for t in range(1, k):
                 x.add_(xp.narrow(d, t, n), alpha=float(taps[t]))
     return x
+
+
+def _box_inplace(x: torch.Tensor, d: int, r: int, buf: torch.Tensor) -> None:
+    """Mean over ``2 r + 1`` neighbours along ``d`` with symmetric borders, in place, via a cumulative sum.
+
+    With ``C[k] = x[0] + ... + x[k-1]`` the window sum at ``i`` is ``C[i+r+1] - C[i-r]`` inside; at the
+    borders the reflected part adds ``C[r-i]`` (left) or ``C[n] - C[2n-1-i-r]`` (right). Needs ``n > 2 r``.
+    """
+    n = x.shape[d]
+    shape = list(x.shape)
+    shape[d] = n + 1
+    c = buf[: math.prod(shape)].view(shape)
+    c.narrow(d, 0, 1).zero_()
+    torch.cumsum(x, d, out=c.narrow(d, 1, n))
+    inner = n - 2 * r
+    torch.sub(c.narrow(d, 2 * r + 1, inner), c.narrow(d, 0, inner), out=x.narrow(d, r, inner))
+    total = c.narrow(d, n, 1)
+    for i in range(r):
+        torch.add(c.narrow(d, i + r + 1, 1), c.narrow(d, r - i, 1), out=x.narrow(d, i, 1))
+        j = n - 1 - i
+        torch.sub(total * 2, c.narrow(d, j - r, 1), out=x.narrow(d, j, 1)).sub_(c.narrow(d, 2 * n - 1 - j - r, 1))
+    x.mul_(1.0 / (2 * r + 1))
 
 
 def _moments(x: torch.Tensor, y: torch.Tensor, inplace: bool) -> torch.Tensor:
