@@ -77,3 +77,25 @@ def test_spatial_units_become_millimetres(tmp_path, voxels, unit, to_mm):
     np.testing.assert_allclose(vol.affine[:3], affine[:3] * to_mm)
     write_volume(vol, tmp_path / "back.nii")  # written in mm, read back unchanged
     np.testing.assert_allclose(read_volume(tmp_path / "back.nii").affine, vol.affine)
+
+
+def test_gzip_claiming_more_voxels_than_it_holds_is_refused_before_allocating(tmp_path):
+    import gzip
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.int16)
+    hdr.set_data_shape((1200, 1200, 1200))  # 3.5 GB of int16 (14 GB as float32), under the voxel limit
+    raw = hdr.binaryblock + b"\0" * 4 + b"\0" * 1000
+    (tmp_path / "claim.nii.gz").write_bytes(gzip.compress(raw))
+    with pytest.raises(InputError, match="the compressed file holds 1352"):
+        read_volume(tmp_path / "claim.nii.gz")
+
+
+def test_multi_member_gzip_reads(tmp_path, voxels):
+    import gzip
+
+    nib.save(nib.Nifti1Image(voxels, np.eye(4)), tmp_path / "plain.nii")
+    raw = (tmp_path / "plain.nii").read_bytes()
+    # bgzip-style: several gzip members; the trailer holds only the last member's size
+    (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:200]) + gzip.compress(raw[200:]))
+    assert np.array_equal(read_volume(tmp_path / "multi.nii.gz").data, voxels)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
+import math
+import os
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -36,6 +40,9 @@ def read_nifti(path: str | Path) -> Volume:
                     "default (x flipped: LAS) from the voxel sizes", path)
     shape = tuple(int(s) for s in img.shape)
     check_voxel_count(shape, path)
+    data_file = Path(image_file) if image_file else path
+    expected = int(img.header.get_data_offset()) + math.prod(shape) * img.get_data_dtype().itemsize
+    _check_gzip_holds(data_file, expected, path)
     if len(shape) > 4:
         # Trailing singleton dimensions (e.g. X, Y, Z, 1, 1) are squeezed; real 5D data is refused.
         while len(shape) > 4 and shape[-1] == 1:
@@ -70,6 +77,43 @@ def read_nifti(path: str | Path) -> Volume:
     vol = Volume(data=data, affine=affine, meta=meta)
     vol.check_finite()
     return vol
+
+
+def _gzip_isize(path: Path) -> int | None:
+    """The gzip trailer's ISIZE (uncompressed size mod 2**32 of the last member), None if not gzip."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+        fh.seek(-4, os.SEEK_END)
+        return int.from_bytes(fh.read(4), "little")
+
+
+def _check_gzip_holds(data_file: Path, expected: int, path: Path) -> None:
+    """Refuse a ``.nii.gz`` that holds fewer bytes than its header claims *before* nibabel allocates them.
+
+    nibabel allocates the full array and then fills it from the stream, so a 1 kB file whose header
+    claims 1200**3 voxels would take gigabytes of memory before failing. The trailer's size settles most
+    files at once; otherwise (multi-member gzip, > 4 GiB) the stream is counted in chunks without keeping it.
+    """
+    try:
+        isize = _gzip_isize(data_file)
+    except OSError:
+        return  # unreadable / too short: nibabel reports it
+    if isize is None or (expected < 2**32 and isize >= expected):
+        return
+    have = 0
+    try:
+        with gzip.open(data_file, "rb") as gz:
+            while have < expected:
+                chunk = gz.read(min(1 << 24, expected - have))
+                if not chunk:
+                    break
+                have += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass  # corrupt or cut stream: what was read so far counts
+    if have < expected:
+        raise InputError(f"cannot read voxels of {path} (truncated file?): the header claims {expected} bytes, "
+                         f"the compressed file holds {have}")
 
 
 def write_nifti(volume: Volume, path: str | Path) -> None:
