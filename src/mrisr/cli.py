@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 from mrisr import __version__
 from mrisr.errors import MrisrError
+from mrisr.io.messages import one_line
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "info", "convert", "degrade", "upscale", "evaluate", "models", "prepare", "make_example_data",
+    "info", "convert", "degrade", "upscale", "evaluate", "models", "train", "prepare", "make_example_data",
 )
 
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MrisrError as exc:
         if debug:
             raise
-        print(f"mrisr: error: {exc}", file=sys.stderr)
+        print(f"mrisr: error: {one_line(exc, limit=2000)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mrisr: interrupted", file=sys.stderr)
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback wall
         if debug:
             raise
-        print(f"mrisr: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+        print(f"mrisr: error: unexpected {type(exc).__name__}: {one_line(exc)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1
 
