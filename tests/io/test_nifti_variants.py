@@ -99,3 +99,22 @@ def test_multi_member_gzip_reads(tmp_path, voxels):
     # bgzip-style: several gzip members; the trailer holds only the last member's size
     (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:200]) + gzip.compress(raw[200:]))
     assert np.array_equal(read_volume(tmp_path / "multi.nii.gz").data, voxels)
+
+
+@pytest.mark.parametrize(("name", "compress"), [("scan", False), ("scan", True), ("scan.nii", True),
+                                                ("scan.nii.gz", False), ("scan.dcm", False)])
+def test_content_not_name_decides(tmp_path, voxels, name, compress):
+    import gzip
+
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(voxels, affine), tmp_path / "ref.nii")
+    raw = (tmp_path / "ref.nii").read_bytes()
+    (tmp_path / name).write_bytes(gzip.compress(raw) if compress else raw)
+    vol = read_volume(tmp_path / name)
+    assert np.array_equal(vol.data, voxels) and np.allclose(vol.affine, affine)
+
+
+def test_nifti2_by_content(tmp_path, voxels):
+    nib.save(nib.Nifti2Image(voxels, np.eye(4)), tmp_path / "n2.nii")
+    (tmp_path / "n2").write_bytes((tmp_path / "n2.nii").read_bytes())
+    assert np.array_equal(read_volume(tmp_path / "n2").data, voxels)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import math
 import os
 import zlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -20,13 +22,43 @@ from mrisr.io.volume import Volume
 log = logging.getLogger(__name__)
 
 
+def _load(path: Path) -> tuple[Any, io.IOBase | None]:
+    """``(nibabel image, open stream or None)``; the content decides, not the name.
+
+    nibabel picks its reader by file name, so a NIfTI named ``scan``, ``scan.dcm`` or ``scan.nii`` while
+    gzip-compressed is read from a stream instead (kept open until the voxels are read).
+    """
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    name = path.name.lower()
+    if name.endswith((".hdr", ".img", ".hdr.gz", ".img.gz")) or name.endswith(".nii.gz" if gz else ".nii"):
+        return nib.load(str(path)), None
+    stream: io.IOBase = gzip.open(path, "rb") if gz else open(path, "rb")  # closed by the caller
+    try:
+        head = stream.read(348)  # type: ignore[attr-defined]
+        stream.seek(0)
+        cls = nib.Nifti2Image if head[4:8] in (b"n+2\x00", b"ni2\x00") else nib.Nifti1Image
+        return cls.from_stream(stream), stream
+    except BaseException:
+        stream.close()
+        raise
+
+
 def read_nifti(path: str | Path) -> Volume:
     """Read a 2D/3D/4D NIfTI file; scaling (scl_slope/scl_inter) applied; affine from sform/qform."""
     path = Path(path)
     try:
-        img = nib.load(str(path))
+        img, stream = _load(path)
     except Exception as exc:  # nibabel raises many types for broken headers
         raise InputError(f"cannot read NIfTI {path}: {one_line(exc)}") from None
+    try:
+        return _volume_from(img, path)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _volume_from(img: Any, path: Path) -> Volume:
     if type(img).__name__.startswith("Cifti"):
         raise InputError(f"{path} is a CIFTI file (surface/grayordinate data), not a volume on a voxel grid")
     # Nifti1Pair / Nifti2Pair cover the single-file images too (.hdr/.img pairs are their parents)
