@@ -107,3 +107,16 @@ def test_folder_of_png_files_says_how_to_read_them(tmp_path, phantom2d):
         write_volume(phantom2d, tmp_path / "pngs" / name)
     with pytest.raises(InputError, match=r"2 not DICOM.*one at a time"):
         read_volume(tmp_path / "pngs")
+
+
+def test_non_ascii_text_declares_utf8(tmp_path):
+    from mrisr.io import Volume
+
+    vol = Volume(np.full((4, 4, 2), 7.0, np.float32), np.eye(4),
+                 {"series_description": "Tête ü 頭部", "patient_id": "Müller"})
+    write_volume(vol, tmp_path / "o")
+    ds = pydicom.dcmread(sorted((tmp_path / "o").iterdir())[0])
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert ds.SeriesDescription == "Tête ü 頭部 [mrisr]" and ds.PatientID == "Müller"
+    write_volume(vol.with_data(vol.data, series_description="plain", patient_id="P1"), tmp_path / "a")
+    assert "SpecificCharacterSet" not in pydicom.dcmread(sorted((tmp_path / "a").iterdir())[0])

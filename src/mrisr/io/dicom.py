@@ -1123,6 +1123,10 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
     base.DerivationDescription = f"written by mrisr {__version__}" + (
         f" ({suffix.strip(' []')})" if "SR" in suffix else ""
     )
+    if "SpecificCharacterSet" not in base and not all(
+            str(el.value).isascii() for el in base if el.VR in ("LO", "SH", "PN", "LT", "ST", "UT", "UC")):
+        # text that is not ASCII (from NIfTI descriptions or meta) needs a declared character set
+        base.SpecificCharacterSet = "ISO_IR 192"
     source_number = _float(src.get("SeriesNumber")) if src is not None else None
     base.SeriesNumber = int(source_number) + 1000 if source_number is not None else 1000
     base.SeriesInstanceUID = series_uid
