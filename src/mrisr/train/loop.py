@@ -217,6 +217,53 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if cfg.run.precision == "bf16" else torch.float16
 
 
+class Throughput:
+    """Samples per second of the training steps (data waits included; validation, checkpoints and the
+    first ``warmup`` steps excluded). No per-step device sync: the clocks are read after a sync at the
+    warm-up's end, around the excluded work and at the end. Also this process's CPU seconds over the
+    same span (on a shared CPU machine, samples per CPU second is the steadier figure)."""
+
+    def __init__(self, warmup: int, device: torch.device):
+        self.warmup = warmup
+        self.device = device
+        self.steps = 0
+        self.timed = 0
+        self.samples = 0
+        self.excluded = (0.0, 0.0)
+        self._begin: tuple[float, float] | None = None
+        self._paused = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter(), time.process_time()
+
+    def step_done(self, samples: int) -> None:
+        self.steps += 1
+        if self._begin is not None:
+            self.samples += samples
+            self.timed += 1
+        elif self.steps >= self.warmup:
+            self._begin = self._now()
+
+    def pause(self) -> None:
+        if self._begin is not None:
+            self._paused = self._now()
+
+    def resume(self) -> None:
+        if self._begin is not None:
+            now = (time.perf_counter(), time.process_time())
+            self.excluded = tuple(e + n - p for e, n, p in zip(self.excluded, now, self._paused, strict=True))
+
+    def summary(self) -> dict[str, float | int | None]:
+        if self._begin is None or self.samples == 0:
+            return {"timed_steps": 0, "seconds": 0.0, "samples_per_second": None}
+        wall, cpu = (n - b - e for n, b, e in zip(self._now(), self._begin, self.excluded, strict=True))
+        return {"timed_steps": self.timed, "seconds": round(wall, 4), "cpu_seconds": round(cpu, 4),
+                "samples_per_second": round(self.samples / wall, 3),
+                "samples_per_cpu_second": round(self.samples / cpu, 3) if cpu > 0 else None}
+
+
 # ------------------------------------------------------------------------------------------ the step
 def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bool, terms: list[LossTerm],
                adversarial: Adversarial | None, opt_g: torch.optim.Optimizer,
@@ -237,7 +284,7 @@ def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bo
         with autocast():
             d_losses = discriminator_losses(nets.d, batch.hr, sr, adversarial, span.phase.gp_weight,
                                             penalty_critic=nets.d_plain)
-        norm = apply_update(d_losses["d_total"], opt_d, [p for g in opt_d.param_groups for p in g["params"]],
+        norm = apply_update(d_losses["d_total"], opt_d, opt_d.param_groups[0]["params"],
                             cfg.optim.discriminator.grad_clip, scalers["discriminator"])
         if norm is not None:
             d_losses["d_grad_norm"] = norm
@@ -246,7 +293,7 @@ def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bo
         with autocast(), (frozen(nets.d_plain) if nets.d_plain is not None else contextlib.nullcontext()):
             g_losses = generator_losses(sr.float() if amp is not None else sr, batch.hr, terms, nets.d_plain,
                                         adversarial)
-        norm = apply_update(g_losses["g_total"], opt_g, [p for g in opt_g.param_groups for p in g["params"]],
+        norm = apply_update(g_losses["g_total"], opt_g, opt_g.param_groups[0]["params"],
                             cfg.optim.generator.grad_clip, scalers["generator"])
         if norm is not None:
             g_losses["g_grad_norm"] = norm
@@ -465,7 +512,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     adversarial: Adversarial | None = None
     sums: dict[str, Tensor] = {}
     counts: dict[str, int] = {}
-    samples_seen = 0
+    meter = Throughput(warmup=min(10, max(0, (total - pos.step) // 5)), device=env.device)
     with StopRequest() as stop:
         try:
             while pos.step < total:
@@ -501,7 +548,6 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
-                samples_seen += len(batch) * env.world_size
 
                 pos.step += 1
                 pos.batch += 1
@@ -521,12 +567,16 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                     sums, counts = {}, {}
                 else:
                     log.progress(pos.step)
+                meter.step_done(len(batch) * env.world_size)
                 stopping = ddp.any_rank(env, stop.requested) if (
                     not env.distributed or pos.step % cfg.run.log_every == 0 or phase_end) else False
                 val_due = pos.step % cfg.validation.every == 0 or phase_end
-                is_best = validate(span) if val_due else False
-                if val_due or stopping or pos.step % cfg.checkpoint.every == 0:
+                save_due = val_due or stopping or pos.step % cfg.checkpoint.every == 0
+                if save_due:
+                    meter.pause()
+                    is_best = validate(span) if val_due else False
                     save(also_best=is_best)
+                    meter.resume()
                 if stopping:
                     log.plot_losses()
                     log.message(f"mrisr: stopped at step {pos.step}; checkpoint saved "
@@ -540,7 +590,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     if env.is_main:
         summary = {"run_dir": str(run_dir), "steps": total, "best": dataclasses.asdict(best),
                    "final_validation": last_scores, "seconds": round(elapsed, 2),
-                   "samples_per_second": round(samples_seen / elapsed, 2) if elapsed > 0 else None}
+                   "training_throughput": meter.summary()}
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n", force=True)
         direction = "higher" if HIGHER_IS_BETTER[cfg.validation.metric] else "lower"
         print(f"mrisr: finished {total} steps in {elapsed:.1f} s; best val {cfg.validation.metric} "

@@ -52,6 +52,7 @@ class PhaseSpan:
     phase: PhaseConfig
     start: int
     end: int
+    ratio: tuple[int, int] = (1, 1)
 
     @property
     def length(self) -> int:
@@ -64,7 +65,7 @@ class PhaseSpan:
         """(update G, update D) at global ``step`` (which must lie in this phase)."""
         train_g, train_d = self.trains("generator"), self.trains("discriminator")
         if train_g and train_d:
-            return updates_at(parse_ratio(self.phase.ratio), step - self.start)
+            return updates_at(self.ratio, step - self.start)
         return train_g, train_d
 
 
@@ -82,7 +83,7 @@ class Schedule:
             else:
                 assert ph.epochs is not None
                 length = max(1, round(ph.epochs * steps_per_epoch(i)))
-            spans.append(PhaseSpan(i, ph, start, start + length))
+            spans.append(PhaseSpan(i, ph, start, start + length, parse_ratio(ph.ratio, f"phases.{i}.ratio")))
             start += length
         self.spans: list[PhaseSpan] = spans
         self.total_steps = start
