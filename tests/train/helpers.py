@@ -27,7 +27,8 @@ def read_raw(path: Path) -> dict[str, Any]:
 def shrink(raw: dict[str, Any], roots: dict[str, str], steps: int = 2) -> dict[str, Any]:
     """A shipped config with tiny networks, a few steps per phase, small batches and the test data.
 
-    ``roots`` maps each data root named in the config to a prepared test folder.
+    ``roots`` maps data roots named in the config to prepared test folders (others get the pediatric
+    slices, or the cardiac stacks for 3D).
     """
     raw = copy.deepcopy(raw)
     for role in ("generator", "discriminator"):
@@ -38,14 +39,15 @@ def shrink(raw: dict[str, Any], roots: dict[str, str], steps: int = 2) -> dict[s
     data = raw.setdefault("data", {})
     three_d = data.get("dims", 2) == 3
     patch = PATCH_3D if three_d else PATCH_2D
-    data.update(root=roots[data["root"]], batch_size=2, num_workers=0, patch_size=patch)
+    fallback = roots["data/prepared/cardiac_3d" if three_d else "data/prepared/pediatric"]
+    data.update(root=roots.get(data["root"], fallback), batch_size=2, num_workers=0, patch_size=patch)
     for ph in raw["phases"]:
         ph.pop("epochs", None)
         g, d = (int(n) for n in str(ph.get("ratio", "1:1")).split(":"))
         ph["steps"] = max(steps, g, d)  # at least one whole G:D cycle, so both networks update
         if ph.get("data"):
             if "root" in ph["data"]:
-                ph["data"]["root"] = roots[ph["data"]["root"]]
+                ph["data"]["root"] = roots.get(ph["data"]["root"], fallback)
             if "patch_size" in ph["data"]:
                 ph["data"]["patch_size"] = patch
         for term in ph.get("losses") or []:
