@@ -104,3 +104,18 @@ def test_the_sidecar_json_names_its_model(tmp_path):
     path = save_model_file(tmp_path / "m", build_model("fast", scale=2, **REGISTRY["fast"].tiny))
     _, md = load_model_file(tmp_path / "m.json")
     assert md["path"] == str(path)
+
+
+def test_wrapped_networks_save_and_load_as_the_plain_network(tmp_path, saved):
+    model = build_model("fast", scale=2, **REGISTRY["fast"].tiny).eval()
+    x = torch.rand(1, 1, 8, 8)
+    for name, wrapped in (("compiled", torch.compile(model)), ("dp", torch.nn.DataParallel(model))):
+        path = save_model_file(tmp_path / name, wrapped)
+        loaded, _ = load_model_file(path)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), model(x))
+    # a file whose keys carry a wrapper prefix (written by other tools) loads too
+    md, state = saved
+    prefixed = {f"module._orig_mod.{k}": v for k, v in state.items()}
+    loaded, _ = load_model_file(_write(tmp_path, md, prefixed))
+    assert set(loaded.state_dict()) == set(state)

@@ -117,6 +117,36 @@ def list_pretrained() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ saving
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain network inside ``torch.compile`` / ``DataParallel`` / ``DistributedDataParallel`` wrappers.
+
+    Their state-dict keys carry ``_orig_mod.`` / ``module.`` prefixes that the rebuilt network lacks.
+    """
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    for _ in range(8):
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, DataParallel | DistributedDataParallel):
+            model = model.module
+        else:
+            break
+    return model
+
+
+def _strip_wrapper_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved from a wrapped network by other tools: drop a prefix every key shares."""
+    changed = True
+    while changed and tensors:
+        changed = False
+        for prefix in ("_orig_mod.", "module."):
+            if all(k.startswith(prefix) for k in tensors):
+                tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+                changed = True
+    return tensors
+
+
 def build_metadata(model: nn.Module, arch: str, args: Mapping[str, Any], meta: Mapping[str, Any] | None) -> dict:
     """The metadata dict stored with the weights (see the module docstring)."""
     from mrisr.models.registry import get_entry, resolve_args
@@ -176,6 +206,7 @@ def save_model_file(path: str | os.PathLike[str], model: nn.Module, arch: str | 
     """
     from safetensors.torch import save_file
 
+    model = unwrap_model(model)
     arch = arch if arch is not None else getattr(model, "mrisr_arch", None)
     args = args if args is not None else getattr(model, "mrisr_args", None)
     if arch is None or args is None:
@@ -363,6 +394,7 @@ def load_model_file(ref: str | os.PathLike[str], device: str | torch.device = "c
         model = build_model(md["arch"], **md["args"])
     except ConfigError as exc:
         raise InputError(f"{path}: cannot rebuild the network: {exc}") from exc
+    tensors = _strip_wrapper_prefixes(tensors)
     _check_weights_fit(path, md["arch"], model, tensors)
     model.load_state_dict(tensors, strict=True)
     _check_factors(path, md, model)
