@@ -53,7 +53,7 @@ class NetworkRecord:
 # ------------------------------------------------------------------------------------------------ RNG
 def capture_rng() -> dict[str, Any]:
     """Host and device RNG states as tensors / plain values (loadable with ``weights_only=True``)."""
-    np_state = np.random.get_state()  # noqa: NPY002 - the legacy global RNG is part of the stream
+    np_state: Any = np.random.get_state()  # noqa: NPY002 - the legacy global RNG is part of the stream
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),

@@ -267,10 +267,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
 def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of keys, got {type(raw).__name__}")
-    raw = _plain(raw)
+    data: dict[str, Any] = _plain(raw)
     for item in overrides:
-        apply_override(raw, item)
-    cfg = _convert(TrainConfig, raw, "")
+        apply_override(data, item)
+    cfg = _convert(TrainConfig, data, "")
     check_config(cfg)
     return cfg
 

@@ -158,7 +158,7 @@ class ResumableSampler(Sampler[int]):
     """
 
     def __init__(self, dataset: Dataset[Any], env: DistEnv, seed: int, epoch: int = 0, skip: int = 0):
-        self.inner = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True,
+        self.inner: DistributedSampler[Any] = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True,
                                         seed=seed, drop_last=True)
         self.set_position(epoch, skip)
 

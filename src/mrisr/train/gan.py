@@ -160,8 +160,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, decay: float) -> None:
-        ema_p = list(self.shadow.parameters())
-        src_p = list(model.parameters())
+        ema_p: list[Tensor] = list(self.shadow.parameters())
+        src_p: list[Tensor] = list(model.parameters())
         if decay <= 0.0:
             torch._foreach_copy_(ema_p, [p.detach() for p in src_p])
         else:

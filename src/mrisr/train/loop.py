@@ -252,8 +252,8 @@ class Throughput:
 
     def resume(self) -> None:
         if self._begin is not None:
-            now = (time.perf_counter(), time.process_time())
-            self.excluded = tuple(e + n - p for e, n, p in zip(self.excluded, now, self._paused, strict=True))
+            wall, cpu = time.perf_counter(), time.process_time()
+            self.excluded = (self.excluded[0] + wall - self._paused[0], self.excluded[1] + cpu - self._paused[1])
 
     def summary(self) -> dict[str, float | int | None]:
         if self._begin is None or self.samples == 0:
@@ -368,7 +368,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         return validators[key]
 
     # --- networks, identical on every rank (seeded before construction) -------------------------------
-    from mrisr.models.registry import build_model
+    from mrisr.models.registry import build_model, resolve_args
 
     _seed_everything(seed)
     g_plain = build_model(cfg.model.generator.name, **cfg.model.generator.args).to(env.device)
@@ -442,17 +442,19 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
 
     log = RunLog(run_dir, env.is_main, pos.step if last is not None else None, total, cfg.run.progress)
 
+    g_args = resolve_args(cfg.model.generator.name, cfg.model.generator.args)
+    d_args = resolve_args(cfg.model.discriminator.name, cfg.model.discriminator.args) if cfg.model.discriminator else {}
+
     def network_records() -> dict[str, ckpt.NetworkRecord]:
         train_meta = {"degradation": datas[phase_keys[-1]].degradation,
                       "training_data": {"root": datas[phase_keys[-1]].root, "run": str(run_dir), "step": pos.step},
                       "validation_metrics": dict(last_scores)}
-        recs = {"generator": ckpt.NetworkRecord(g_plain, cfg.model.generator.name, g_plain.mrisr_args, train_meta)}
+        recs = {"generator": ckpt.NetworkRecord(g_plain, cfg.model.generator.name, g_args, train_meta)}
         if ema is not None:
-            recs["generator_ema"] = ckpt.NetworkRecord(ema.shadow, cfg.model.generator.name, g_plain.mrisr_args,
+            recs["generator_ema"] = ckpt.NetworkRecord(ema.shadow, cfg.model.generator.name, g_args,
                                                        {**train_meta, "ema_decay": cfg.ema.decay})
-        if d_plain is not None:
-            recs["discriminator"] = ckpt.NetworkRecord(d_plain, cfg.model.discriminator.name,  # type: ignore[union-attr]
-                                                       d_plain.mrisr_args, {})
+        if d_plain is not None and cfg.model.discriminator is not None:
+            recs["discriminator"] = ckpt.NetworkRecord(d_plain, cfg.model.discriminator.name, d_args, {})
         return recs
 
     def save(also_best: bool) -> None:

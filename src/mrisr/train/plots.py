@@ -5,6 +5,7 @@ Matplotlib's Agg backend only (no display); figures are written atomically.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def plot_losses(rows: Sequence[tuple[float, str, float]], out_dir: Path) -> list
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out_dir / fname
-        atomic_write(path, lambda p, fig=fig: fig.savefig(p, format="png"), force=True)
+        atomic_write(path, functools.partial(fig.savefig, format="png"), force=True)
         plt.close(fig)
         written.append(path)
     return written
