@@ -136,12 +136,13 @@ def _filter(x: torch.Tensor, taps: torch.Tensor, dims: Sequence[int], inplace: b
     if inplace and dims:
         longest = max(x.numel() // x.shape[d] * (x.shape[d] + 2 * r) for d in dims)
         buf = torch.empty(longest, dtype=x.dtype, device=x.device)
+    if inplace and uniform:
+        assert buf is not None
+        for d in dims:
+            _box_inplace(x, d, r, buf)
+        return x.mul_(float(taps[0]) ** len(dims))  # the window sums become means in one pass
     for d in dims:
         n = x.shape[d]
-        if inplace and uniform:
-            assert buf is not None
-            _box_inplace(x, d, r, buf)
-            continue
         shape = list(x.shape)
         shape[d] += 2 * r
         xp = _pad_symmetric(x, d, r, None if buf is None else buf[: math.prod(shape)].view(shape))
@@ -163,7 +164,7 @@ def _filter(x: torch.Tensor, taps: torch.Tensor, dims: Sequence[int], inplace: b
 
 
 def _box_inplace(x: torch.Tensor, d: int, r: int, buf: torch.Tensor) -> None:
-    """Mean over ``2 r + 1`` neighbours along ``d`` with symmetric borders, in place, via a cumulative sum.
+    """Sum over ``2 r + 1`` neighbours along ``d`` with symmetric borders, in place, via a cumulative sum.
 
     With ``C[k] = x[0] + ... + x[k-1]`` the window sum at ``i`` is ``C[i+r+1] - C[i-r]`` inside; at the
     borders the reflected part adds ``C[r-i]`` (left) or ``C[n] - C[2n-1-i-r]`` (right). Needs ``n > 2 r``.
@@ -181,7 +182,6 @@ def _box_inplace(x: torch.Tensor, d: int, r: int, buf: torch.Tensor) -> None:
         torch.add(c.narrow(d, i + r + 1, 1), c.narrow(d, r - i, 1), out=x.narrow(d, i, 1))
         j = n - 1 - i
         torch.sub(total * 2, c.narrow(d, j - r, 1), out=x.narrow(d, j, 1)).sub_(c.narrow(d, 2 * n - 1 - j - r, 1))
-    x.mul_(1.0 / (2 * r + 1))
 
 
 def _moments(x: torch.Tensor, y: torch.Tensor, inplace: bool) -> torch.Tensor:
