@@ -118,3 +118,20 @@ def test_nifti2_by_content(tmp_path, voxels):
     nib.save(nib.Nifti2Image(voxels, np.eye(4)), tmp_path / "n2.nii")
     (tmp_path / "n2").write_bytes((tmp_path / "n2.nii").read_bytes())
     assert np.array_equal(read_volume(tmp_path / "n2").data, voxels)
+
+
+def test_freesurfer_mgz_reads_with_its_affine(tmp_path, voxels):
+    affine = np.array([[-1.0, 0, 0, 128], [0, 0, 1, -128], [0, -1, 0, 128], [0, 0, 0, 1]])
+    nib.save(nib.MGHImage(voxels.astype(np.float32), affine), tmp_path / "brain.mgz")
+    vol = read_volume(tmp_path / "brain.mgz")
+    assert vol.meta["format"] == "mgh" and np.array_equal(vol.data, voxels)
+    np.testing.assert_allclose(vol.affine, nib.load(tmp_path / "brain.mgz").affine)
+    write_volume(vol, tmp_path / "brain.nii.gz")
+    np.testing.assert_allclose(read_volume(tmp_path / "brain.nii.gz").affine, vol.affine, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("scan.PAR", "PAR/REC"), ("scan.mnc", "MINC"), ("scan.nrrd", "NRRD")])
+def test_other_formats_are_named(tmp_path, name, kind):
+    (tmp_path / name).write_bytes(b"# some header\n" * 10)
+    with pytest.raises(InputError, match=f"{kind} files are not read"):
+        read_volume(tmp_path / name)

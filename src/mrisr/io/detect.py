@@ -41,8 +41,23 @@ def _paired_header(p: Path) -> Path | None:
     return None
 
 
+#: Formats people try that mrisr does not read (named in the error instead of "unknown format").
+_OTHER_FORMATS = {
+    ".par": "Philips PAR/REC", ".rec": "Philips PAR/REC", ".mnc": "MINC", ".head": "AFNI", ".brik": "AFNI",
+    ".nrrd": "NRRD", ".nhdr": "NRRD", ".mha": "MetaImage", ".mhd": "MetaImage", ".jpg": "JPEG", ".jpeg": "JPEG",
+}
+
+
+def _mgh_header(header: bytes) -> bool:
+    # FreeSurfer MGH: big-endian int32 version 1, then width, height, depth, frames (all > 0)
+    if len(header) < 20 or header[:4] != b"\x00\x00\x00\x01":
+        return False
+    dims = [int.from_bytes(header[i:i + 4], "big", signed=True) for i in range(4, 20, 4)]
+    return all(d > 0 for d in dims)
+
+
 def detect_format(path: str | Path) -> str:
-    """Return one of ``"nifti"``, ``"dicom"``, ``"dicom-folder"``, ``"png"``, ``"tiff"``, ``"npy"``.
+    """Return one of ``"nifti"``, ``"mgh"``, ``"dicom"``, ``"dicom-folder"``, ``"png"``, ``"tiff"``, ``"npy"``.
 
     Raises:
         InputError: the path does not exist, is empty, or its content is of no known format.
@@ -75,11 +90,15 @@ def detect_format(path: str | Path) -> str:
             return "nifti"
         if inner[128:132] == b"DICM":
             return "dicom"
+        if _mgh_header(inner) and p.name.lower().endswith((".mgz", ".mgh.gz")):
+            return "mgh"
         if _analyze_header(inner) and p.name.lower().endswith(".hdr.gz"):
             raise InputError(f"{p} {_ANALYZE_MESSAGE}")
         raise InputError(f"{p}: gzip file that holds neither a NIfTI image nor a DICOM file")
     if _nifti_magic(head):
         return "nifti"
+    if _mgh_header(head) and p.suffix.lower() == ".mgh":
+        return "mgh"
     if _analyze_header(head) and p.suffix.lower() == ".hdr":
         raise InputError(f"{p} {_ANALYZE_MESSAGE}")
     if head[128:132] == b"DICM":
@@ -97,7 +116,11 @@ def detect_format(path: str | Path) -> str:
         return "dicom"
     if p.suffix.lower() in (".dcm", ".dicom", ".ima") or p.suffix == "" or p.suffix[1:].isdigit():
         return "dicom"
-    raise InputError(f"{p}: unknown file format (expected NIfTI, DICOM, PNG, TIFF or NPY)")
+    other = _OTHER_FORMATS.get(p.suffix.lower())
+    if other:
+        raise InputError(f"{p}: {other} files are not read by mrisr; convert to NIfTI first "
+                         "(dcm2niix, or nibabel for the formats it reads)")
+    raise InputError(f"{p}: unknown file format (expected NIfTI, DICOM, MGH/MGZ, PNG, TIFF or NPY)")
 
 
 def output_format(path: str | Path) -> str:

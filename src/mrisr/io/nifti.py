@@ -1,4 +1,4 @@
-"""NIfTI-1/2 (``.nii``, ``.nii.gz``) <-> Volume through nibabel."""
+"""NIfTI-1/2 (``.nii``, ``.nii.gz``) <-> Volume through nibabel; FreeSurfer MGH/MGZ read the same way."""
 
 from __future__ import annotations
 
@@ -56,6 +56,29 @@ def read_nifti(path: str | Path) -> Volume:
     finally:
         if stream is not None:
             stream.close()
+
+
+def read_mgh(path: str | Path) -> Volume:
+    """Read a FreeSurfer ``.mgh`` / ``.mgz`` volume (RAS mm affine from its header, as nibabel gives it)."""
+    path = Path(path)
+    try:
+        img: Any = nib.load(str(path))
+    except Exception as exc:
+        raise InputError(f"cannot read MGH {path}: {one_line(exc)}") from None
+    shape = tuple(int(s) for s in img.shape)
+    check_voxel_count(shape, path)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 4:
+        raise InputError(f"{path}: {len(shape)}D MGH data is not supported")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    except Exception as exc:
+        raise InputError(f"cannot read voxels of {path} (truncated file?): {one_line(exc)}") from None
+    meta: dict[str, object] = {"format": "mgh", "source": str(path), "modality": "MR"}
+    vol = Volume(data=data, affine=np.asarray(img.affine, dtype=np.float64), meta=meta)
+    vol.check_finite()
+    return vol
 
 
 def _volume_from(img: Any, path: Path) -> Volume:

@@ -11,7 +11,8 @@ from mrisr.io.volume import Volume
 
 
 def read_volume(path: str | Path, series: str | None = None) -> Volume:
-    """Read a scan chosen by content: NIfTI, DICOM (file, multi-frame, series folder), PNG/TIFF, NPY.
+    """Read a scan chosen by content: NIfTI, FreeSurfer MGH/MGZ, DICOM (file, multi-frame, series folder),
+    PNG/TIFF, NPY.
 
     Args:
         path: a file, or a folder holding one DICOM series.
@@ -25,6 +26,10 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
         from mrisr.io.nifti import read_nifti
 
         return read_nifti(path)
+    if fmt == "mgh":
+        from mrisr.io.nifti import read_mgh
+
+        return read_mgh(path)
     if fmt in ("dicom", "dicom-folder"):
         from mrisr.io import dicom
 
