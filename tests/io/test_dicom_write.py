@@ -193,6 +193,7 @@ def test_refuses_non_empty_folder(tmp_path, phantom3d):
         ([{"op": "upscale", "factors": [1, 1, 4]}], " [mrisr SR x4]"),
         ([{"op": "upscale", "factors": [2, 2, 3]}], " [mrisr SR x2x2x3]"),
         ([{"model": "srresnet", "scale": 2}], " [mrisr SR x2]"),
+        ([{"op": "upscale", "factors": [1, 1, 1]}], " [mrisr SR x1]"),
     ],
 )
 def test_series_suffix(history, suffix):

@@ -958,6 +958,8 @@ def _scale_text(factors: Any) -> str:
     non_unit = sorted({x for x in fmt if x != "1"})
     if len(non_unit) == 1:
         return f" x{non_unit[0]}"
+    if fmt and not non_unit:
+        return " x1"  # a same-grid model (denoising / restoration)
     return " x" + "x".join(fmt) if fmt else ""
 
 
