@@ -9,7 +9,8 @@
   anisotropic (through-plane) networks refine only ``axis``.
 
 The intensity normalisation stored in the model file is fitted on the volume (all frames together),
-applied before the network and inverted afterwards, so the output is in the input's units. The output
+applied before the network and inverted afterwards, so the output is in the input's units; what a
+clipping normalisation cut off (the brightest / darkest voxels) is added back, linearly interpolated. The output
 grid covers the same field of view (:func:`mrisr.io.geometry.rescaled_affine`), and
 ``{"op": "upscale", "method": "model", ...}`` is appended to ``meta["history"]``.
 """
