@@ -47,7 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`mrisr info x | head -2`) surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader stopped early: not an error worth a message; silence the flush at interpreter exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except MrisrError as exc:
         if debug:
             raise

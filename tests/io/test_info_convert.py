@@ -72,3 +72,17 @@ def test_convert_refuses_existing_output_before_reading(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "missing.nii"), str(tmp_path / "out.nii")]) == 1
     assert "--force" in capsys.readouterr().err
     assert (tmp_path / "out.nii").read_text() == "precious"
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.io.dicom_factory import pydicom_file
+
+    proc = subprocess.Popen([sys.executable, "-m", "mrisr", "info", str(pydicom_file("MR_small.dcm"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `| head -0`: gone before mrisr prints anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
