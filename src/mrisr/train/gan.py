@@ -93,7 +93,7 @@ def generator_losses(sr: Tensor, hr: Tensor, terms: Sequence[LossTerm], critic: 
         else:
             value = term.fn(sr, hr)
         losses[f"g_{term.name}"] = value
-        weighted = term.weight * value
+        weighted = value if term.weight == 1.0 else term.weight * value
         total = weighted if total is None else total + weighted
     if total is None:
         raise ValueError("the generator objective has no terms")

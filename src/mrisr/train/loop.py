@@ -270,8 +270,8 @@ def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bo
                opt_d: torch.optim.Optimizer | None, cfg: TrainConfig, amp: torch.dtype | None,
                scalers: dict[str, torch.amp.GradScaler | None], ema_decay: float) -> dict[str, Tensor]:
     """One batch: the D update and/or the G update. Returns detached losses (no host sync)."""
-    device_type = batch.lr.device.type
-    autocast = functools.partial(torch.autocast, device_type, dtype=amp or torch.float32, enabled=amp is not None)
+    autocast: Any = (contextlib.nullcontext if amp is None
+                     else functools.partial(torch.autocast, batch.lr.device.type, dtype=amp))
     out: dict[str, Tensor] = {}
     with autocast():
         if do_g:
