@@ -7,18 +7,6 @@ import argparse
 from mrisr.errors import ConfigError
 
 
-def parse_axes(text: str | None) -> list[int] | None:
-    """``"0,1"`` / ``"0+1"`` / ``"all"`` -> axes list (``None`` stays ``None``; ``all`` -> ``[-1]`` marker)."""
-    if text is None:
-        return None
-    if text.strip().lower() == "all":
-        return [-1]
-    try:
-        return [int(a) for a in text.replace("+", ",").split(",") if a.strip()]
-    except ValueError:
-        raise ConfigError(f"--axes must be spatial axes like 0,1 or 'all', got {text!r}") from None
-
-
 def parse_ints(text: str, what: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
@@ -31,7 +19,7 @@ def parse_ints(text: str, what: str) -> list[int]:
 
 def degradation_spec(method: str, scale: int | None, axes: str | None, window: str | None, snr: str | None) -> str:
     """Spec string for the CLI's options; ``method`` may already be a full spec (or a YAML file)."""
-    from mrisr.degrade.chain import METHODS
+    from mrisr.degrade.chain import METHODS, parse_axes
 
     name = method.strip().lower()
     if name not in METHODS:
@@ -43,12 +31,12 @@ def degradation_spec(method: str, scale: int | None, axes: str | None, window: s
         if scale is None:
             raise ConfigError(f"--scale is required for --method {name}")
         params.append(f"scale={scale}")
-    ax = parse_axes(axes)
+    ax = parse_axes(axes, "--axes")
     if ax is not None:
-        key = "axis" if name == "slice" else "axes"
-        if name == "noise" or (name == "slice" and len(ax) != 1):
+        if name == "noise" or (name == "slice" and (ax == "all" or len(ax) != 1)):
             raise ConfigError(f"--axes takes {'one axis' if name == 'slice' else 'no value'} for --method {name}")
-        params.append(f"{key}=" + ("all" if ax == [-1] else "+".join(str(a) for a in ax)))
+        value = ax if isinstance(ax, str) else "+".join(str(a) for a in ax)
+        params.append(f"{'axis' if name == 'slice' else 'axes'}={value}")
     if window:
         if name != "kspace":
             raise ConfigError("--window applies to --method kspace only")

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrisr.commands.degrade import parse_axes
     from mrisr.degrade.baselines import upscale_volume
-    from mrisr.degrade.grid import axis_factors, normalise_axes
+    from mrisr.degrade.chain import parse_axes, resolve_axes
+    from mrisr.degrade.grid import axis_factors
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
 
@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method:
         if args.scale is None:
             raise ConfigError("--scale is required with --method")
-        ax = parse_axes(args.axes)
-        axes = tuple(range(nd)) if ax == [-1] else normalise_axes(ax, nd)
+        axes = resolve_axes(parse_axes(args.axes, "--axes"), nd)
         out = upscale_volume(vol, axis_factors(nd, axes, args.scale), args.method)
         how = f"{args.method} x{args.scale} on axes {','.join(map(str, axes))}"
     else:

@@ -139,13 +139,14 @@ def _as_choice(key: str, raw: Any, allowed: Sequence[str], none_ok: bool) -> Any
     return opts[0] if len(opts) == 1 else Choice(tuple(opts))
 
 
-def _as_axes(key: str, raw: Any) -> tuple[int, ...] | str | None:
+def parse_axes(raw: Any, key: str = "axes") -> tuple[int, ...] | str | None:
+    """Spatial axes from ``"0+1"``, ``"0,1"``, ``"all"``, an int or a list; ``None`` stays ``None`` (in-plane)."""
     if raw is None:
         return None
     if isinstance(raw, str):
         if raw.strip().lower() == "all":
             return "all"
-        parts = [p for p in raw.replace(" ", "+").split("+") if p]
+        parts = [p for p in raw.replace(",", "+").replace(" ", "+").split("+") if p]
     elif isinstance(raw, int):
         parts = [str(raw)]
     else:
@@ -156,7 +157,8 @@ def _as_axes(key: str, raw: Any) -> tuple[int, ...] | str | None:
         raise ConfigError(f"{key} must be spatial axes like 0+1 or 'all', got {raw!r}") from None
 
 
-def _resolve_axes(axes: tuple[int, ...] | str | None, ndim: int) -> tuple[int, ...]:
+def resolve_axes(axes: tuple[int, ...] | str | None, ndim: int) -> tuple[int, ...]:
+    """Axes for ``ndim`` spatial dims: ``"all"``, the given ones, or the in-plane ``(0, 1)`` for ``None``."""
     if isinstance(axes, str):  # "all"
         return tuple(range(ndim))
     return normalise_axes(axes, ndim)
@@ -201,11 +203,11 @@ class _Resampling(Step):
     axes: tuple[int, ...] | str | None = None
 
     def factors(self, ndim: int) -> tuple[int, ...]:
-        axes = _resolve_axes(self.axes, ndim)
+        axes = resolve_axes(self.axes, ndim)
         return tuple(self.scale if a in axes else 1 for a in range(ndim))
 
     def draw(self, rng: np.random.Generator, ndim: int) -> dict[str, Any]:
-        return {"method": self.method, "scale": self.scale, "axes": list(_resolve_axes(self.axes, ndim))}
+        return {"method": self.method, "scale": self.scale, "axes": list(resolve_axes(self.axes, ndim))}
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ METHODS = tuple(STEPS)
 
 _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "scale": _as_scale,
-    "axes": _as_axes,
+    "axes": lambda k, v: parse_axes(v, k),
     "axis": lambda k, v: None if v is None else _as_axis(k, v),
     "window": lambda k, v: _as_choice(k, v, WINDOWS, none_ok=True),
     "grid": lambda k, v: _as_choice(k, v, GRIDS, none_ok=False),
