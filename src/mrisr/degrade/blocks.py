@@ -8,7 +8,10 @@ the last row); any further blocked dim uses offset 0. For a block ``x[0:2, 0:2]`
 ``x[0, 1]``.
 
 ``grid="coarse"`` returns those pixels (a grid ``s`` times coarser); ``grid="original"`` repeats each one
-over its block, keeping the original size as the cardiac study did.
+over its block, keeping the original size as the cardiac study did. The coarse grid's affine is the grid
+of blocks (:func:`mrisr.io.geometry.rescaled_affine`, voxel centre = block centre), so the kept pixel sits
+``(s - 1) / 2`` fine voxels off its coarse voxel's centre along each blocked axis: the shift is part of this
+degradation, as in the study.
 """
 
 from __future__ import annotations
