@@ -337,7 +337,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         last = None
     run_dir = Path(ddp.broadcast_object(env, str(run_dir)))
     last = ckpt.find_checkpoint(run_dir, "last") if resume else None
-    if env.is_main and not resume:
+    if env.is_main:  # a resumed run records the overrides it was continued with
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg), force=True)
     ddp.barrier(env)
@@ -356,16 +356,12 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     schedule = Schedule(cfg.phases, lambda i: spe[phase_keys[i]])
     total = schedule.total_steps
 
-    validators: dict[str, Validator] = {}
-
-    def validator_for(key: str) -> Validator:
-        if key not in validators:
-            d = datas[key]
-            vs = build_dataset(d, d.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
-            validators[key] = Validator(val_loader(vs, cfg.validation.batch_size, cfg.validation.max_samples),
-                                        env.device, cfg.validation.baselines, cfg.validation.grid_samples,
-                                        cfg.validation.ssim_gaussian)
-        return validators[key]
+    validators: dict[str, Validator] = {}  # built now, so a missing val split fails before training
+    for key, d in datas.items():
+        vs = build_dataset(d, d.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
+        validators[key] = Validator(val_loader(vs, cfg.validation.batch_size, cfg.validation.max_samples),
+                                    env.device, cfg.validation.baselines, cfg.validation.grid_samples,
+                                    cfg.validation.ssim_gaussian)
 
     # --- networks, identical on every rank (seeded before construction) -------------------------------
     from mrisr.models.registry import build_model, resolve_args
@@ -483,7 +479,7 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
             key = phase_keys[span.index]
             model = ema.shadow if ema is not None and pos.step > cfg.ema.start_step else g_plain
             with _rng_fork(env.device):
-                result = validator_for(key)(model, amp)
+                result = validators[key](model, amp)
             flat = result.flat()
             last_scores = {k: v for k, v in flat.items() if k.startswith("model.")}
             log.scalars(pos.step, pos.epoch_float(spe[key]), span.phase.name, "val", flat)
