@@ -10,8 +10,8 @@ import pytest
 # Keep CPU tests predictable on 2 cores.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from mrisr.data.phantoms import head_phantom  # noqa: E402
-from mrisr.io.volume import Volume  # noqa: E402
+from mrisr.data.phantoms import head_phantom
+from mrisr.io.volume import Volume
 
 
 def oblique_affine(spacing=(0.9, 1.1, 2.5), origin=(-30.0, 12.5, 40.0), angles=(12.0, -7.0, 25.0)) -> np.ndarray:

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("mrisr: error: out of memory (try a smaller tile/batch size)", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback wall
+    except Exception as exc:  # last line of defence: one line, not a traceback wall
         if debug:
             raise
         print(f"mrisr: error: unexpected {type(exc).__name__}: {one_line(exc)} (rerun with --debug for details)",
