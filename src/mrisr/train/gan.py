@@ -12,7 +12,8 @@ Shapes: ``real``/``hr`` and ``fake``/``sr`` are ``(N, 1, H, W)`` or ``(N, 1, D, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import copy
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -154,8 +155,6 @@ class EMA:
     """
 
     def __init__(self, model: nn.Module):
-        import copy
-
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
@@ -175,6 +174,3 @@ class EMA:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.shadow.load_state_dict(state)
 
-
-def parameters(module: nn.Module) -> Iterable[nn.Parameter]:
-    return (p for p in module.parameters() if p.requires_grad)

@@ -304,9 +304,10 @@ def train_step(batch: Any, nets: Networks, span: PhaseSpan, do_g: bool, do_d: bo
 
 
 # ------------------------------------------------------------------------------------------ main
-def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None, config_path: str | None = None,
-          overrides: list[str] | None = None) -> Path:
-    """Run (or continue) a training run; returns the run folder. See the module docstring."""
+def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
+          config_path: str | None = None) -> Path:
+    """Run a config into a new run folder (``out``, default ``runs/<name>-<time>``), or continue the run
+    folder ``resume`` from its last checkpoint; returns the run folder. See the module docstring."""
     env = ddp.init_distributed(cfg.run.device, cfg.distributed.backend)
     try:
         return _train(cfg, env, out, resume, config_path)
@@ -329,12 +330,11 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     # --- run folder (chosen on rank 0) -------------------------------------------------------------
     if resume:
         run_dir = Path(resume)
-        last = ckpt.find_checkpoint(run_dir, "last") if env.is_main else None
-        if env.is_main and last is None:
+        # rank 0 first: finding the checkpoint may recover one that a kill left renamed aside
+        if env.is_main and ckpt.find_checkpoint(run_dir, "last") is None:
             raise ConfigError(f"--resume {run_dir}: no complete checkpoint in {run_dir / ckpt.CHECKPOINTS}")
     else:
         run_dir = new_run_dir(cfg, out, config_path) if env.is_main else Path()
-        last = None
     run_dir = Path(ddp.broadcast_object(env, str(run_dir)))
     last = ckpt.find_checkpoint(run_dir, "last") if resume else None
     if env.is_main:  # a resumed run records the overrides it was continued with
@@ -357,8 +357,8 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     total = schedule.total_steps
 
     validators: dict[str, Validator] = {}  # built now, so a missing val split fails before training
-    for key, d in datas.items():
-        vs = build_dataset(d, d.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
+    for key, dcfg in datas.items():
+        vs = build_dataset(dcfg, dcfg.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
         validators[key] = Validator(val_loader(vs, cfg.validation.batch_size, cfg.validation.max_samples),
                                     env.device, cfg.validation.baselines, cfg.validation.grid_samples,
                                     cfg.validation.ssim_gaussian)
