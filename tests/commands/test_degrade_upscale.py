@@ -53,6 +53,8 @@ def test_degrade_methods(tmp_path, scan, args, shape):
         (["--method", "bicubic", "--scale", "2", "--window", "hamming"], "--window applies"),
         (["--method", "kspace", "--scale", "2", "--window", "hann"], "unknown value 'hann'"),
         (["--method", "slice", "--scale", "2", "--axes", "0,1"], "one axis"),
+        # 12 slices cannot hold one 13-slice block: a clear error, not a crop to nothing
+        (["--method", "slice", "--scale", "13"], "too small for factors (1, 1, 13): axis 2"),
     ],
 )
 def test_degrade_errors(tmp_path, scan, capsys, args, message):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrisr.errors import ConfigError
+from mrisr.errors import ConfigError, InputError
 from mrisr.io.geometry import rescaled_affine
 from mrisr.io.volume import Volume
 
@@ -93,10 +93,19 @@ def crop_to_multiple(vol: Volume, factors: Sequence[float]) -> Volume:
 
     A size ``n`` with ``n % f = r`` loses ``r // 2`` voxels at the start and ``r - r // 2`` at the end. Records
     ``{"op": "crop", "start": [...], "shape": [...]}`` in the history when anything was cropped.
+
+    Raises:
+        InputError: an axis has fewer voxels than its factor (nothing would be left).
     """
     nd = spatial_ndim(vol)
     if len(factors) != nd:
         raise ConfigError(f"need {nd} factors, got {list(factors)}")
+    small = [a for a, (n, f) in enumerate(zip(vol.spatial_shape, factors, strict=True)) if n < round(f)]
+    if small:
+        raise InputError(
+            f"shape {tuple(vol.spatial_shape)} is too small for factors {tuple(round(f) for f in factors)}: axis "
+            f"{', '.join(map(str, small))} has fewer voxels than its factor (choose other --axes or a smaller --scale)"
+        )
     start, stop = [], []
     for n, f in zip(vol.spatial_shape, factors, strict=True):
         f = round(f)
