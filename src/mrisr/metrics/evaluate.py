@@ -36,6 +36,29 @@ SCAN_SUFFIXES = (".nii.gz", ".nii", ".npy", ".png", ".tif", ".tiff")
 COLUMNS = ("case", "degradation", "scale", "method", *METRICS, "data_range", "voxels", "mask", "seconds")
 
 
+@dataclass
+class CaseVolumes:
+    """One case x degradation x scale with its volumes, handed to an ``on_case`` callback (e.g. a report
+    figure) while they are in memory; dropped afterwards, so only one case's volumes are held at a time.
+
+    ``reference``: the (cropped) high-resolution scan; ``lr``: the degraded input (protocol mode) or None
+    (pair mode); ``outputs``: method name -> upscaled / test volume on the reference grid; ``mask``: the
+    scoring mask or None; ``rows``: this case's result rows (see :data:`COLUMNS`).
+    """
+
+    case: str
+    degradation: str
+    scale: int | str
+    reference: Volume
+    lr: Volume | None
+    outputs: dict[str, Volume]
+    mask: np.ndarray | None
+    rows: list[dict[str, Any]]
+
+
+OnCase = Callable[[CaseVolumes], None]
+
+
 @dataclass(frozen=True)
 class ScoreOptions:
     """How volumes are scored (see :func:`mrisr.metrics.volume.score_arrays`)."""
@@ -99,8 +122,9 @@ def _score(ref: Volume, test: Volume, mask: np.ndarray | None, opts: ScoreOption
 def evaluate_pairs(
     reference: str | Path, test: str | Path, mask: str | None = None, opts: ScoreOptions | None = None,
     method: str = "test",
+    on_case: OnCase | None = None,
 ) -> list[dict[str, Any]]:
-    """Score every test case against the reference case of the same name."""
+    """Score every test case against the reference case of the same name; ``on_case`` sees each pair."""
     import time
 
     opts = opts or ScoreOptions()
@@ -127,6 +151,8 @@ def evaluate_pairs(
         scores = _score(ref, tst, m, opts)
         rows.append({"case": name, "degradation": "", "scale": "", "method": method, **scores,
                      "mask": mask or "none", "seconds": round(time.perf_counter() - t0, 3)})
+        if on_case is not None:
+            on_case(CaseVolumes(name, "", "", ref, None, {method: tst}, m, rows[-1:]))
     return rows
 
 
@@ -152,8 +178,12 @@ def evaluate_protocol(
     mask: str | None = None,
     opts: ScoreOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    on_case: OnCase | None = None,
 ) -> list[dict[str, Any]]:
     """Degrade every input, upscale with each method, score against the (cropped) input.
+
+    ``on_case`` (optional) is called once per case x degradation x scale with its volumes
+    (:class:`CaseVolumes`), after all methods ran; only then are that case's outputs kept in memory.
 
     Each input is centre-cropped to a multiple of the degradation's factors (the reference is the
     cropped scan), degraded with a per-case seed (``seed`` + CRC32 of the case name, so results do not
@@ -183,6 +213,8 @@ def evaluate_protocol(
             hr = crop_to_multiple(vol, factors)
             lr = deg(hr, case_seed)
             m = _mask_for(mask, name, hr.data, nd)
+            outputs: dict[str, Volume] = {}
+            first = len(rows)
             for method in methods:
                 t0 = time.perf_counter()
                 sr = upscalers[method](lr, factors, scale)
@@ -192,8 +224,13 @@ def evaluate_protocol(
                 row = {"case": name, "degradation": spec, "scale": scale, "method": method, **scores,
                        "mask": mask or "none", "seconds": round(time.perf_counter() - t0, 3)}
                 rows.append(row)
+                if on_case is not None:
+                    outputs[method] = sr
                 if progress is not None:
                     progress(f"{name} {spec} x{scale} {method}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}")
+            if on_case is not None:
+                on_case(CaseVolumes(name, spec, scale, hr, lr, outputs, m, rows[first:]))
+            del outputs
     return rows
 
 
