@@ -10,6 +10,7 @@ from mrisr.cli import main
 from mrisr.data.config import DataConfig, load_data_config
 from mrisr.data.manifest import load_manifest
 from mrisr.data.samples import collate_samples
+from mrisr.degrade.blocks import block_downsample
 from mrisr.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
@@ -60,3 +61,21 @@ def test_bad_config_keys_are_named(tmp_path: Path) -> None:
         DataConfig.from_mapping({"dataset": {"dims": 4}})
     with pytest.raises(ConfigError, match="cannot read"):
         load_data_config(tmp_path / "missing.yaml")
+
+
+def test_cardiac_whole_slices_not_multiples_of_the_block(example_root: Path, tmp_path: Path) -> None:
+    # Validation on whole heart crops (patch_size null): sizes such as 43 x 36 are not multiples of 3;
+    # the original-grid block degradation takes a partial last block instead of failing.
+    sets = ["prepare.resize=100", "prepare.roi_margin=7"]
+    assert main(["prepare", str(example_root / "cardiac"), str(tmp_path / "c"), "--no-progress",
+                 "--config", str(CONFIGS / "cardiac.yaml"), *[a for s in sets for a in ("--set", s)]]) == 0
+    cfg = load_data_config(CONFIGS / "cardiac.yaml", [*sets, "dataset.patch_size=null"])
+    sizes = set()
+    for split in ("train", "val", "test"):
+        ds = cfg.dataset.build(tmp_path / "c", split, augment=False)
+        for i in range(len(ds)):
+            s = ds[i]
+            assert s.hr.shape == s.lr.shape
+            sizes.add(tuple(s.hr.shape[1:]))
+        assert (s.lr == block_downsample(s.hr, 3, [1, 2], grid="original")).all()
+    assert any(n % 3 for size in sizes for n in size), sizes

@@ -49,3 +49,17 @@ def test_block_rejects_indivisible_and_unknown_grid():
         block_downsample(X[:5], 2, [0, 1])
     with pytest.raises(ValueError, match="grid"):
         block_downsample(X, 2, [0, 1], grid="fine")
+
+
+def test_block_original_grid_partial_last_block():
+    # 5 is not a multiple of 3: the last block (index 3-4) keeps its own lower-left pixel, the offset
+    # 2 along dim 1 clamped to the last pixel 4 (the study's 256-px slices with s = 3 need this)
+    x = X[:5, :5]
+    out = block_downsample(x, 3, [0, 1], grid="original")
+    expected = torch.tensor([[2, 2, 2, 4, 4]] * 3 + [[32, 32, 32, 34, 34]] * 2, dtype=torch.float32)
+    torch.testing.assert_close(out, expected)
+    # sizes that are multiples agree with the full-block rule on the common part
+    torch.testing.assert_close(block_downsample(X, 3, [0, 1], grid="original")[:3, :3], out[:3, :3])
+    arr, _ = build_degradation("block:scale=3,grid=original").apply_array(
+        np.zeros((256, 170), np.float32), np.random.default_rng(0))
+    assert arr.shape == (256, 170)

@@ -8,7 +8,9 @@ the last row); any further blocked dim uses offset 0. For a block ``x[0:2, 0:2]`
 ``x[0, 1]``.
 
 ``grid="coarse"`` returns those pixels (a grid ``s`` times coarser); ``grid="original"`` repeats each one
-over its block, keeping the original size as the cardiac study did. The coarse grid's affine is the grid
+over its block, keeping the original size as the cardiac study did. On the original grid a size that is not a
+multiple of ``s`` ends with a partial block, which takes its own lower-left pixel (the kept offset clamped to
+the last pixel of the image), so 256-pixel slices need no cropping for ``s = 3``. The coarse grid's affine is the grid
 of blocks (:func:`mrisr.io.geometry.rescaled_affine`, voxel centre = block centre), so the kept pixel sits
 ``(s - 1) / 2`` fine voxels off its coarse voxel's centre along each blocked axis: the shift is part of this
 degradation, as in the study.
@@ -32,7 +34,7 @@ def block_downsample(x: torch.Tensor, scale: int, dims: Sequence[int], grid: str
     """Keep the lower-left pixel of every ``scale``-sized block along ``dims`` of ``x``.
 
     Args:
-        x: tensor whose ``dims`` sizes are multiples of ``scale``.
+        x: tensor whose ``dims`` sizes are multiples of ``scale`` (any size for ``grid="original"``).
         scale: block size (integer >= 1).
         dims: blocked dims of ``x``, in the order (left-right, down-up, further...).
         grid: ``"coarse"`` (size divided by ``scale``) or ``"original"`` (same size, blocks filled).
@@ -41,10 +43,12 @@ def block_downsample(x: torch.Tensor, scale: int, dims: Sequence[int], grid: str
         raise ValueError(f"unknown block grid {grid!r}; choose from {', '.join(GRIDS)}")
     out = x
     for d, off in zip(dims, block_offsets(scale, len(dims)), strict=True):
-        if x.shape[d] % scale:
-            raise ValueError(f"size {x.shape[d]} along dim {d} is not divisible by block size {scale}")
-        idx = torch.arange(off, x.shape[d], scale, device=x.device)
-        out = out.index_select(d, idx)
-        if grid == "original":
-            out = out.repeat_interleave(scale, dim=d)
+        n = x.shape[d]
+        if grid == "coarse":
+            if n % scale:
+                raise ValueError(f"size {n} along dim {d} is not divisible by block size {scale}")
+            out = out.index_select(d, torch.arange(off, n, scale, device=x.device))
+        else:  # one kept pixel per (possibly partial) block, repeated over the block, cut back to n
+            idx = (torch.arange(-(-n // scale), device=x.device) * scale + off).clamp(max=n - 1)
+            out = out.index_select(d, idx).repeat_interleave(scale, dim=d).narrow(d, 0, n)
     return out
