@@ -82,3 +82,33 @@ def test_upscale_all_axes_and_errors(tmp_path, scan, capsys):
     assert "--scale is required" in capsys.readouterr().err
     assert main(["upscale", str(scan), str(tmp_path / "c.nii.gz"), "--model", str(tmp_path / "missing")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_upscale_nifti_to_dicom_like_keeps_patient_and_study(tmp_path, phantom3d, capsys):
+    import pydicom
+
+    from mrisr.io.dicom import find_series
+
+    src = phantom3d.with_data(phantom3d.data[:, :, :4] * 1000, patient_id="P-0042", modality="MR")
+    dcm = tmp_path / "scan"
+    write_volume(src, dcm)
+    ref = pydicom.dcmread(sorted(dcm.iterdir())[0], stop_before_pixels=True)
+    nii = tmp_path / "scan.nii.gz"
+    assert main(["convert", str(dcm), str(nii)]) == 0
+    out = tmp_path / "sr"
+    assert main(["upscale", str(nii), str(out), "--method", "bicubic", "--scale", "2", "--like", str(dcm)]) == 0
+    (files,) = find_series(out).values()
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    assert ds.PatientID == "P-0042" and ds.StudyInstanceUID == ref.StudyInstanceUID
+    assert ds.SeriesInstanceUID != ref.SeriesInstanceUID and "x2" in ds.SeriesDescription
+    assert read_volume(out).shape == (96, 80, 4)
+    # degrade takes --like too; --like needs a DICOM output; --series needs a folder input
+    assert main(["degrade", str(nii), str(tmp_path / "lr"), "--scale", "2", "--like", str(dcm)]) == 0
+    assert pydicom.dcmread(next((tmp_path / "lr").iterdir())).PatientID == "P-0042"
+    capsys.readouterr()
+    assert main(["upscale", str(nii), str(tmp_path / "x.nii.gz"), "--method", "linear", "--scale", "2",
+                 "--like", str(dcm)]) == 1
+    assert "--like applies to DICOM output" in capsys.readouterr().err
+    for cmd in (["upscale", "--method", "linear"], ["degrade"]):
+        assert main([cmd[0], str(nii), str(tmp_path / "y.nii.gz"), *cmd[1:], "--scale", "2", "--series", "1.2.3"]) == 1
+        assert "not a folder" in capsys.readouterr().err

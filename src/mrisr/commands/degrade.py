@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mrisr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mrisr.io.volume import Volume
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -15,6 +20,41 @@ def parse_ints(text: str, what: str) -> list[int]:
     if not vals or any(v < 1 for v in vals):
         raise ConfigError(f"{what} must be integers >= 1, got {text!r}")
     return vals
+
+
+def check_series_and_like(input_path: str, series: str | None, output: str, like: str | None) -> None:
+    """Refuse ``--series`` for an input that is not a folder and ``--like`` for an output that is not DICOM."""
+    if series and not Path(input_path).is_dir():
+        raise ConfigError(f"--series picks a series of a DICOM folder; {input_path} is not a folder")
+    if like:
+        from mrisr.io.detect import output_format
+
+        if output_format(output) != "dicom-folder":
+            raise ConfigError("--like applies to DICOM output (a folder)")
+
+
+def like_dicom(vol: Volume, like: str | None) -> Volume:
+    """``vol`` to be written into the patient/study/frame of reference of the DICOM scan ``like`` (if given)."""
+    if not like:
+        return vol
+    from mrisr.io.dicom import reference_header
+
+    out = vol.with_data(vol.data, dicom_headers=[reference_header(like)], rescale=None)
+    for key in ("modality", "patient_id"):
+        out.meta.pop(key, None)
+    return out
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """``--series``, ``--like`` and ``--force``, shared by ``degrade`` and ``upscale``."""
+    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series "
+                   "(DICOM folder inputs only)")
+    p.add_argument(
+        "--like", metavar="DICOM",
+        help="DICOM output: take patient, study, frame of reference and acquisition attributes from this DICOM "
+             "file or series folder (e.g. the scan a NIfTI input came from; NIfTI keeps no patient data)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
 def degradation_spec(method: str, scale: int | None, axes: str | None, window: str | None, snr: str | None) -> str:
@@ -71,8 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", help="k-space window: hamming, tukey, fermi or none")
     p.add_argument("--snr", help="add Rician noise at this SNR (relative to the foreground mean), or a range a..b")
     p.add_argument("--seed", type=int, default=0, help="seed of the random parameters and noise (default 0)")
-    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_output_options(p)
     p.set_defaults(func=run)
 
 
@@ -83,9 +122,10 @@ def run(args: argparse.Namespace) -> int:
 
     spec = degradation_spec(args.method, args.scale, args.axes, args.window, args.snr)
     deg = build_degradation(spec, scale=args.scale if args.method.strip().lower() != "noise" else None)
+    check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)
-    out = deg(vol, seed=args.seed)
+    out = like_dicom(deg(vol, seed=args.seed), args.like)
     path = write_volume(out, args.output, force=args.force)
     spacing = " x ".join(f"{s:.4g}" for s in out.spacing)
     print(f"wrote {path}: {deg.spec} (seed {args.seed}); shape {vol.shape} -> {out.shape}, spacing {spacing} mm")

@@ -8,6 +8,7 @@ from mrisr.errors import ConfigError, MrisrError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from mrisr.commands.degrade import add_output_options
     from mrisr.degrade.baselines import BASELINES
 
     p = sub.add_parser(
@@ -24,18 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axes", help="axes to upscale with --method, e.g. 0,1 (default: in-plane 0,1) or all")
     p.add_argument("--axis", type=int, help="--model: slice axis for 2D networks (default 2)")
     p.add_argument("--device", default="cpu", help="--model: cpu, cuda, cuda:1 or auto (default cpu)")
-    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_output_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.commands.degrade import check_series_and_like, like_dicom
     from mrisr.degrade.baselines import upscale_volume
     from mrisr.degrade.chain import parse_axes, resolve_axes
     from mrisr.degrade.grid import axis_factors
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
 
+    check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)
     nd = len(vol.spatial_shape)
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         extra = {} if args.axis is None else {"axis": args.axis}
         out = upscale_with_model(vol, args.model, scale=args.scale, device=args.device, **extra)
         how = f"model {args.model}"
+    out = like_dicom(out, args.like)
     path = write_volume(out, args.output, force=args.force)
     spacing = " x ".join(f"{s:.4g}" for s in out.spacing)
     print(f"wrote {path}: {how}; shape {vol.shape} -> {out.shape}, spacing {spacing} mm")
