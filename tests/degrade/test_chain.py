@@ -118,11 +118,25 @@ def test_yaml_file(tmp_path):
         ("kspace:scale=2,axes=x", "spatial axes"),
         ("block:scale=2,grid=coarse|original", "cannot be random"),
         ("", "empty"),
+        # caught when the spec is built, not when the first volume is degraded (or silently NaN)
+        ("noise:snr=0", r"snr must be > 0"),
+        ("noise:snr=-1..20", r"snr must be > 0"),
+        ("noise:snr=nan", "finite"),
+        ("noise:snr=5..inf", "finite"),
+        ("noise:sigma=-1", r"sigma must be >= 0"),
+        ("slice:scale=3,gap=3", r"gap must be >= 0 and < 3"),
+        ("slice:scale=3,thickness=-1..2", r"thickness must be > 0"),
+        ("kspace:scale=2,axes=", "at least one spatial axis"),
+        ({"method": "kspace", "scale": 2, "steps": 3}, "steps"),
     ],
 )
 def test_bad_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
         build_degradation(spec)
+
+
+def test_steps_may_be_a_spec_string():
+    assert build_degradation({"steps": "kspace:scale=2;noise:snr=20"}).spec == "kspace:scale=2;noise:snr=20.0"
 
 
 def test_scale_conflict():

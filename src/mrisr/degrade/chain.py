@@ -101,9 +101,23 @@ def _as_float(key: str, raw: Any) -> float | Uniform:
             raise ConfigError(f"{key}: range {raw!r} is empty")
         return Uniform(a, b)
     try:
-        return float(raw)
+        v = float(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be a number or a range a..b, got {raw!r}") from None
+    if not np.isfinite(v):
+        raise ConfigError(f"{key} must be a finite number, got {raw!r}")
+    return v
+
+
+def _check_bounds(key: str, value: float | Uniform | None, low: float, *, strict: bool,
+                  high: float | None = None) -> None:
+    """``value`` (every value of a range) must be > ``low`` (``>=`` unless ``strict``) and < ``high``."""
+    if value is None:
+        return
+    lo, hi = (value.low, value.high) if isinstance(value, Uniform) else (value, value)
+    if lo < low or (strict and lo == low) or (high is not None and hi >= high):
+        bound = f"{'>' if strict else '>='} {low:g}" + ("" if high is None else f" and < {high:g}")
+        raise ConfigError(f"{key} must be {bound}, got {value}")
 
 
 def _as_scale(key: str, raw: Any) -> int:
@@ -152,9 +166,12 @@ def parse_axes(raw: Any, key: str = "axes") -> tuple[int, ...] | str | None:
     else:
         parts = [str(p) for p in raw]
     try:
-        return tuple(int(p) for p in parts)
+        axes = tuple(int(p) for p in parts)
     except ValueError:
         raise ConfigError(f"{key} must be spatial axes like 0+1 or 'all', got {raw!r}") from None
+    if not axes:
+        raise ConfigError(f"{key} must name at least one spatial axis (like 0+1 or 'all'), got {raw!r}")
+    return axes
 
 
 def resolve_axes(axes: tuple[int, ...] | str | None, ndim: int) -> tuple[int, ...]:
@@ -342,6 +359,11 @@ def _make_step(method: str, raw: Mapping[str, Any], default_scale: int | None) -
         raise ConfigError("noise needs exactly one of snr=... (relative to the foreground mean) or sigma=...")
     if name == "slice" and kwargs.get("thickness") is not None and kwargs.get("gap") is not None:
         raise ConfigError("slice: give thickness or gap, not both (thickness = scale - gap)")
+    _check_bounds(f"{name}.snr", kwargs.get("snr"), 0.0, strict=True)
+    _check_bounds(f"{name}.sigma", kwargs.get("sigma"), 0.0, strict=False)
+    _check_bounds(f"{name}.thickness", kwargs.get("thickness"), 0.0, strict=True)
+    if name == "slice":  # thickness = scale - gap must stay positive
+        _check_bounds(f"{name}.gap", kwargs.get("gap"), 0.0, strict=False, high=float(kwargs["scale"]))
     return cls(**kwargs)
 
 
@@ -429,7 +451,9 @@ def _parse_obj(obj: Any) -> list[tuple[str, dict[str, Any]]]:
         return _parse_string(obj)
     if isinstance(obj, Mapping):
         if "steps" in obj:
-            return _parse_obj(list(obj["steps"]))
+            if len(obj) != 1 or not isinstance(obj["steps"], str | Sequence):
+                raise ConfigError(f"degradation 'steps' must be the only key and hold a list, got {dict(obj)!r}")
+            return _parse_obj(obj["steps"])
         if "method" in obj:
             return [(str(obj["method"]), {k: v for k, v in obj.items() if k != "method"})]
         if len(obj) == 1:
