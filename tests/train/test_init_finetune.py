@@ -51,3 +51,22 @@ def test_init_errors_name_the_key(prepared: dict[str, str], tmp_path: Path) -> N
                     init={"generator": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match=r"init\.generator"):
         train(config_from_dict(raw), out=str(tmp_path / "x"))
+
+
+def test_existing_low_resolution_twins_and_patch_only_degradation(tmp_path: Path) -> None:
+    from mrisr.data.example import make_example_data
+    from mrisr.data.prepare import prepare_dataset
+
+    split = {"train": 1, "val": 1, "test": 1}
+    ex = make_example_data(tmp_path / "raw", n_patients=3, seed=0, pediatric_shape=(64, 64, 6), cardiac=False,
+                           bad_inputs=False)
+    # the same scans prepared at half the size stand in for acquired low-resolution twins
+    folders = {name: str(prepare_dataset(ex["pediatric"], tmp_path / name, split=split, resize=size)["out"])
+               for name, size in (("hr", None), ("lr", 32))}
+    paired = small_gan(folders["hr"], [{"name": "sup", "steps": 2}], data={"lr_root": folders["lr"]})
+    run = train(config_from_dict(paired), out=str(tmp_path / "paired"))
+    assert (run / "checkpoints/last/COMPLETE").is_file()
+
+    margin = small_gan(folders["hr"], [{"name": "sup", "steps": 2}], data={"degrade_margin": 4})
+    run = train(config_from_dict(margin), out=str(tmp_path / "margin"))
+    assert (run / "checkpoints/last/COMPLETE").is_file()

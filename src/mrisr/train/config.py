@@ -58,6 +58,10 @@ class DataConfig:
     ``batch_size`` is the *global* batch: with N processes each takes ``batch_size / N``.
     ``patch_size``: the high-resolution patch in pixels/voxels, one number or one per axis (3D:
     ``[D, H, W]``); ``null`` = whole slices/volumes.
+    ``degrade_margin``: training patches degrade only the patch plus this margin (px) instead of the
+    whole slice (faster; exact for local degradations); validation always degrades whole slices.
+    ``lr_root``: a prepared folder of existing low-resolution twins (same names as under ``root``);
+    then ``degradation`` is not used (``mrisr.data.datasets.PairedDataset``).
     """
 
     root: str = ""
@@ -70,6 +74,8 @@ class DataConfig:
     context_slices: int = 0
     batch_size: int = 16
     num_workers: int = 2
+    degrade_margin: int | None = None
+    lr_root: str | None = None
 
 
 @dataclass

@@ -28,16 +28,19 @@ def data_key(cfg: DataConfig) -> str:
 
 def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
                   patch_size: int | list[int] | None = None) -> Dataset[Any]:
-    """An :class:`mrisr.data.datasets.SRDataset` for ``split``; validation takes no augmentation and
-    ``patch_size`` (whole slices by default)."""
-    from mrisr.data.datasets import SRDataset
+    """An :class:`mrisr.data.datasets.SRDataset` (or ``PairedDataset`` with ``lr_root``) for ``split``;
+    validation takes no augmentation, degrades whole slices and uses ``patch_size`` (default whole)."""
+    from mrisr.data.datasets import PairedDataset, SRDataset
 
     if not cfg.root:
         raise ConfigError("data.root: the prepared data folder (output of `mrisr prepare`) is required")
-    return SRDataset(cfg.root, split, degradation=cfg.degradation,
-                     patch_size=cfg.patch_size if train else patch_size,
-                     augment=cfg.augment if train else False, seed=seed, dims=cfg.dims,
-                     context_slices=cfg.context_slices)
+    patch = cfg.patch_size if train else patch_size
+    augment = cfg.augment if train else False
+    if cfg.lr_root:
+        return PairedDataset(cfg.root, cfg.lr_root, split, patch_size=patch, augment=augment, seed=seed)
+    return SRDataset(cfg.root, split, degradation=cfg.degradation, patch_size=patch, augment=augment, seed=seed,
+                     dims=cfg.dims, context_slices=cfg.context_slices,
+                     degrade_margin=cfg.degrade_margin if train else None)
 
 
 def local_batch_size(cfg: DataConfig, env: DistEnv) -> int:
