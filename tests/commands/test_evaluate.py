@@ -87,6 +87,21 @@ def test_pairs_mode_errors(tmp_path, hr_folder, capsys):
     assert "differs" in capsys.readouterr().err
 
 
+def test_constant_reference_and_empty_mask_name_the_case(tmp_path, capsys):
+    const = tmp_path / "blank.nii.gz"
+    write_volume(Volume(np.full((16, 16, 4), 7.0), np.eye(4)), const)
+    assert main(["evaluate", "--reference", str(const), "--test", str(const)]) == 1
+    assert "mrisr: error: blank: cannot score: reference is constant" in capsys.readouterr().err
+    assert main(["evaluate", str(const), "--scale", "2", "--methods", "linear", "--quiet"]) == 1
+    assert "blank: cannot score" in capsys.readouterr().err
+    img = tmp_path / "img.nii.gz"
+    write_volume(Volume(head_phantom((16, 16, 4), seed=0), np.eye(4)), img)
+    empty = tmp_path / "empty.nii.gz"
+    write_volume(Volume(np.zeros((16, 16, 4)), np.eye(4)), empty)
+    assert main(["evaluate", "--reference", str(img), "--test", str(img), "--mask", str(empty)]) == 1
+    assert "img: cannot score: mask is empty" in capsys.readouterr().err
+
+
 def test_unknown_model_method_is_a_clear_error(hr_folder, capsys):
     assert main(["evaluate", str(hr_folder / "case0.nii.gz"), "--methods", "bicubic,no_such_model", "--quiet"]) == 1
     assert "no_such_model" in capsys.readouterr().err

@@ -112,11 +112,14 @@ def _mask_for(mask: str | None, case: str, reference: np.ndarray, spatial: int) 
     return data > 0
 
 
-def _score(ref: Volume, test: Volume, mask: np.ndarray | None, opts: ScoreOptions) -> dict[str, Any]:
-    return score_arrays(
-        ref.data, test.data, mask, spatial_ndim=len(ref.spatial_shape), gaussian=opts.gaussian,
-        nrmse_normalization=opts.nrmse_normalization, slice_axis=opts.slice_axis, device=opts.device,
-    )
+def _score(ref: Volume, test: Volume, mask: np.ndarray | None, opts: ScoreOptions, case: str = "") -> dict[str, Any]:
+    try:
+        return score_arrays(
+            ref.data, test.data, mask, spatial_ndim=len(ref.spatial_shape), gaussian=opts.gaussian,
+            nrmse_normalization=opts.nrmse_normalization, slice_axis=opts.slice_axis, device=opts.device,
+        )
+    except ValueError as exc:  # a constant reference, an empty mask...: the user's data, one line naming the case
+        raise InputError(f"{case or 'case'}: cannot score: {exc}") from None
 
 
 def evaluate_pairs(
@@ -148,7 +151,7 @@ def evaluate_pairs(
         if not np.allclose(ref.affine, tst.affine, atol=1e-3):
             log.warning("%s: test and reference affines differ (different grids?)", name)
         m = _mask_for(mask, name, ref.data, len(ref.spatial_shape))
-        scores = _score(ref, tst, m, opts)
+        scores = _score(ref, tst, m, opts, name)
         rows.append({"case": name, "degradation": "", "scale": "", "method": method, **scores,
                      "mask": mask or "none", "seconds": round(time.perf_counter() - t0, 3)})
         if on_case is not None:
@@ -220,7 +223,7 @@ def evaluate_protocol(
                 sr = upscalers[method](lr, factors, scale)
                 if sr.shape != hr.shape:
                     raise MrisrError(f"{method} returned shape {sr.shape} for {name}, expected {hr.shape}")
-                scores = _score(hr, sr, m, opts)
+                scores = _score(hr, sr, m, opts, name)
                 row = {"case": name, "degradation": spec, "scale": scale, "method": method, **scores,
                        "mask": mask or "none", "seconds": round(time.perf_counter() - t0, 3)}
                 rows.append(row)
