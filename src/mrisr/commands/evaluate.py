@@ -4,13 +4,16 @@
     mrisr evaluate HR... --degradation kspace --scale 2,3,4 --methods bicubic,zerofill,MODEL
 
 Prints a method x metric table (baselines first), and with ``--out DIR`` writes ``per_case.csv`` and
-``summary.json`` (mean, std, 95% CI across cases).
+``summary.json`` (mean, std, 95% CI across cases); ``--report`` adds ``report.html`` and ``figures/``
+(see :mod:`mrisr.report`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 from mrisr.errors import ConfigError
 
@@ -41,8 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="device for metrics and models (default cpu)")
     p.add_argument("--out", help="folder for per_case.csv and summary.json")
     p.add_argument("--force", action="store_true", help="overwrite existing result files")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html with tables, per-case comparison figures (OUT/figures/) "
+                   "and provenance (needs --out)")
+    p.add_argument("--report-cases", type=int, default=12, metavar="N",
+                   help="cases with figures in the report (default 12; the tables list every case)")
     p.add_argument("--quiet", action="store_true", help="no per-case progress lines")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, usage_error=p.error)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,9 +68,23 @@ def run(args: argparse.Namespace) -> int:
 
     opts = ScoreOptions(gaussian=args.gaussian_ssim, nrmse_normalization=args.nrmse,
                         slice_axis=args.slice_axis, device=args.device)
+    report = getattr(args, "report", False)
+    if report and not args.out:
+        args.usage_error("--report needs --out DIR (the folder for report.html and its figures)")
     if args.out:
-        for name in ("per_case.csv", "summary.json"):
+        for name in ("per_case.csv", "summary.json", *(("report.html",) if report else ())):
             check_output(f"{args.out}/{name}", args.force)
+    collector = None
+    if report:
+        from mrisr.report import ReportCollector
+
+        figures = Path(args.out) / "figures"
+        if not args.force and figures.is_dir() and any(figures.iterdir()):
+            raise ConfigError(f"{figures} already holds files (use --force to overwrite)")
+        if args.report_cases < 0:
+            raise ConfigError("--report-cases must be >= 0")
+        collector = ReportCollector(figures, max_cases=args.report_cases, slice_axis=args.slice_axis,
+                                    gaussian=args.gaussian_ssim, force=args.force)
     settings: dict[str, object] = {
         "mask": args.mask or "none", "ssim": "gaussian sigma 1.5" if args.gaussian_ssim else "uniform 7",
         "ssim_slice_axis": args.slice_axis, "nrmse": args.nrmse, "data_range": "reference max - min",
@@ -72,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("pair mode needs both --reference and --test")
         if args.inputs or args.degradation or args.methods:
             raise ConfigError("give either --reference/--test or inputs with --degradation/--methods, not both")
-        rows = evaluate_pairs(args.reference, args.test, args.mask, opts)
+        rows = evaluate_pairs(args.reference, args.test, args.mask, opts, on_case=collector)
         settings.update(mode="pairs", reference=args.reference, test=args.test)
     else:
         if not args.inputs:
@@ -83,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         scales = parse_ints(args.scale, "--scale")
         progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
         rows = evaluate_protocol(args.inputs, degradations, scales, methods, seed=args.seed, mask=args.mask,
-                                 opts=opts, progress=progress)
+                                 opts=opts, progress=progress, on_case=collector)
         settings.update(mode="protocol", inputs=list(args.inputs), degradations=degradations, scales=scales,
                         methods=methods, seed=args.seed)
     summary = summarise_rows(rows)
@@ -91,4 +113,16 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         csv_path, json_path = write_results(args.out, rows, summary, settings, force=args.force)
         print(f"wrote {csv_path} and {json_path}")
+    if collector is not None:
+        from mrisr.report import model_metadata, provenance, write_report
+
+        command = shlex.join(["mrisr", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("mrisr", "__main__.py") \
+            else "(called from Python) " + " ".join(f"{k}={v!r}" for k, v in sorted(vars(args).items())
+                                                    if k not in ("func", "usage_error"))
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        html_path = write_report(args.out, summary, rows, collector.entries, provenance(command, settings),
+                                 model_metadata(methods if "methods" in settings else []),
+                                 max_cases=args.report_cases, n_cases=len(collector.cases), force=args.force)
+        print(f"wrote {html_path} ({sum(e.figure is not None for e in collector.entries)} figure(s) in "
+              f"{Path(args.out) / 'figures'})")
     return 0
