@@ -47,3 +47,17 @@ def test_counts_and_image_weights() -> None:
     # image counts: whole patients until the target is reached (5 images each -> 3 patients for 12)
     split = assign_splits(patients, "test=12,train=rest", weights={p: 5 for p in patients})
     assert Counter(split.values()) == {"test": 3, "train": 7}
+
+
+def test_counts_beyond_the_cohort_are_errors() -> None:
+    patients = [f"p{i}" for i in range(5)]
+    # all five patients would land in test, train (rest) empty: caught here, not when training starts
+    with pytest.raises(ConfigError, match=r"test=10, val=1 asks for 11 patients but there are 5"):
+        assign_splits(patients, "test=10,val=1,train=rest")
+    with pytest.raises(ConfigError, match="leaving none for 'train'"):
+        assign_splits(patients, "test=4,val=1,train=rest")
+    with pytest.raises(ConfigError, match="asks for 30 images but there are 25"):
+        assign_splits(patients, "test=30", weights={p: 5 for p in patients})
+    with pytest.raises(ConfigError, match="none for 'train'"):  # whole patients: 4 x 5 images >= 17
+        assign_splits(patients, "test=17,val=4,train=rest", weights={p: 5 for p in patients})
+    assert len(assign_splits(patients, "test=5")) == 5

@@ -87,9 +87,23 @@ def assign_splits(
     Returns:
         ``{patient: split_name}``; patients left over by counts without a ``rest`` split are absent
         (unused).
+
+    Raises:
+        ConfigError: counts ask for more patients (or, with ``weights``, more images) than there are,
+            or leave nothing for the ``rest`` split.
     """
     sizes = parse_split_spec(spec)
     order = sorted(set(patients))
+    counted = {k: v for k, v in sizes.items() if isinstance(v, int)}
+    if counted:
+        have = len(order) if weights is None else sum(weights.get(p, 0) for p in order)
+        unit = "patients" if weights is None else "images"
+        asked = sum(counted.values())
+        rest = [k for k, v in sizes.items() if v == "rest"]
+        if asked > have or (rest and 0 < asked >= have):
+            want = ", ".join(f"{k}={v}" for k, v in counted.items())
+            raise ConfigError(f"split: {want} asks for {asked} {unit} but there are {have}"
+                              + (f", leaving none for {rest[0]!r}" if rest and asked <= have else ""))
     rng = np.random.default_rng(seed)
     order = [order[i] for i in rng.permutation(len(order))]
     names = [k for k, v in sizes.items() if v != "rest"] + [k for k, v in sizes.items() if v == "rest"]
@@ -125,6 +139,8 @@ def assign_splits(
     last_fixed = names[-1] if "rest" not in sizes.values() else None
     for k in names:
         if sizes[k] == "rest" or (k == last_fixed and fractional):
+            if sizes[k] == "rest" and i >= len(order):
+                raise ConfigError(f"split: whole patients filling the counted splits leave none for {k!r}")
             for p in order[i:]:
                 result[p] = k
             i = len(order)
