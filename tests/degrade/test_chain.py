@@ -142,3 +142,15 @@ def test_steps_may_be_a_spec_string():
 def test_scale_conflict():
     with pytest.raises(ConfigError, match="conflicts"):
         build_degradation("kspace:scale=2", scale=3)
+
+
+def test_apply_array_noise_rng_draws_noise_apart_from_parameters(phantom2d):
+    deg = build_degradation("kspace:scale=2,window=hamming|tukey|fermi;noise:snr=5..50")
+    x = phantom2d.data
+    a, pa = deg.apply_array(x, np.random.default_rng(1), noise_rng=np.random.default_rng(10))
+    b, pb = deg.apply_array(x, np.random.default_rng(1), noise_rng=np.random.default_rng(11))
+    assert pa == pb  # same volume seed -> same window and SNR
+    assert not np.array_equal(a, b)  # another slice -> another noise field
+    c, _ = deg.apply_array(x, np.random.default_rng(1))
+    d, _ = deg.apply_array(x, np.random.default_rng(1), noise_rng=None)
+    np.testing.assert_array_equal(c, d)  # default: one generator, as before

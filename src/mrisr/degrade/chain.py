@@ -386,26 +386,33 @@ class Degradation:
         """Canonical spec string (parses back to an equal chain)."""
         return ";".join(s.to_spec() for s in self.steps)
 
-    def apply_tensor(self, t: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-        """Apply to ``(B, 1, *spatial)``; parameters drawn from ``rng`` once for the whole tensor."""
+    def apply_tensor(self, t: torch.Tensor, rng: np.random.Generator,
+                     noise_rng: np.random.Generator | None = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """Apply to ``(B, 1, *spatial)``; parameters drawn from ``rng`` once for the whole tensor.
+
+        Noise realisations come from ``noise_rng`` (default ``rng``): a dataset draws parameters per
+        volume (``rng`` seeded per volume) but noise per slice.
+        """
         ndim = t.ndim - 2
         records = []
         for step in self.steps:
             params = step.draw(rng, ndim)
-            t = step.apply(t, params, rng)
+            t = step.apply(t, params, rng if noise_rng is None else noise_rng)
             records.append(params)
         return t, records
 
-    def apply_array(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    def apply_array(self, x: np.ndarray, rng: np.random.Generator,
+                    noise_rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Degrade one 2D or 3D array (spatial dims only; sizes multiples of :meth:`factors`).
 
-        Returns the float32 low-resolution array and ``{"degradation": spec, "steps": [params...]}``.
+        Parameters are drawn from ``rng``, noise from ``noise_rng`` (default ``rng``). Returns the float32
+        low-resolution array and ``{"degradation": spec, "steps": [params...]}``.
         """
         a = np.asarray(x)
         if a.ndim not in (2, 3):
             raise ValueError(f"expected a 2D or 3D array, got shape {a.shape}")
         t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-        out, records = self.apply_tensor(t, rng)
+        out, records = self.apply_tensor(t, rng, noise_rng)
         return out[0, 0].numpy(), {"degradation": self.spec, "steps": records}
 
     def __call__(self, vol: Volume, seed: int) -> Volume:
