@@ -16,7 +16,7 @@ The LR input is shown nearest-upsampled onto the reference grid (same size as th
 
 Orientation: radiological, as a DICOM viewer shows the standard planes. From the affine's dominant
 axes: patient right on the image's left, anterior up (axial), superior up (coronal, sagittal; sagittal
-with anterior on the left). Without geometry (identity affine: PNG, TIFF, NPY) the slice is shown as
+with anterior on the left). Without geometry (a 4x4 identity affine: PNG, TIFF, NPY) the slice is shown as
 stored, rows = the second in-plane array axis (as DICOM frames and images are read). Pixels keep their
 physical aspect ratio (spacing).
 """
@@ -67,9 +67,9 @@ def display_orientation(affine: np.ndarray, slice_axis: int = 2, spatial_ndim: i
     """Radiological display of the slice normal to ``slice_axis`` (see module doc)."""
     in_plane = [0, 1] if spatial_ndim == 2 else [a for a in range(3) if a != slice_axis % 3]
     stored = Orientation(row_axis=in_plane[1], col_axis=in_plane[0], flip_rows=False, flip_cols=False)
-    m = np.asarray(affine, dtype=np.float64)[:3, :3]
-    if np.allclose(m, np.eye(3)):
+    if np.allclose(np.asarray(affine, dtype=np.float64), np.eye(4)):  # PNG/TIFF/NPY: no geometry known
         return stored
+    m = np.asarray(affine, dtype=np.float64)[:3, :3]
     dirs = {a: m[:, a] / (np.linalg.norm(m[:, a]) or 1.0) for a in in_plane}
     dom = {a: int(np.argmax(np.abs(dirs[a]))) for a in in_plane}
     if dom[in_plane[0]] == dom[in_plane[1]]:
@@ -192,6 +192,14 @@ class FigureInfo:
     size_px: tuple[int, int] = (0, 0)
 
 
+def display_name(method: str) -> str:
+    """Short panel name: a model file path shows as its file name without ``.safetensors``."""
+    if "/" in method or "\\" in method or method.endswith(".safetensors"):
+        name = Path(method).name
+        return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+    return method
+
+
 def _fmt_title(name: str, p: float | None, s: float | None) -> str:
     parts = []
     if p is not None:
@@ -253,6 +261,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
         factors = "x".join(str(ref_vol.spatial_shape[a] // cv.lr.spatial_shape[a]) for a in range(nsp))
         columns.append(("lr", f"LR (nearest, {factors})", show(spatial(lr_full))))
     columns += [("method", name, img) for name, img in outs.items()]
+    shown = {name: display_name(name) for name in outs}
     columns.append(("hr", "HR reference", hr2))
 
     from mrisr.metrics.masks import foreground_mask
@@ -293,7 +302,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
             p, s = _slice_scores(hr2, img, data_range, mask2, gaussian)
         elif kind == "lr":
             p, s = _slice_scores(hr2, img, data_range, mask2, gaussian)
-        title = _fmt_title(name, p, s)
+        title = _fmt_title(shown.get(name, name) if kind == "method" else name, p, s)
         im = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
         ax.set_title(title, fontsize=8)
         label_sides(ax)
@@ -307,7 +316,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
         if kind == "method":
             err_im = ax_e.imshow(errs[name], cmap="magma", vmin=0.0, vmax=emax, interpolation="nearest",
                                  aspect=aspect)
-            et = f"|{name} - HR|"
+            et = f"|{shown[name]} - HR|"
             ax_e.set_title(et, fontsize=8)
             info.panels.append(Panel("error", name, et, tuple(float(v) for v in err_im.get_clim()), img.shape))
         if box is not None:
@@ -315,7 +324,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
             ax_z = axes[2, c]
             crop = img[r0:r0 + side, c0:c0 + side]
             zi = ax_z.imshow(crop, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
-            zt = f"zoom: {name}" if kind != "lr" else "zoom: LR"
+            zt = f"zoom: {shown.get(name, name)}" if kind != "lr" else "zoom: LR"
             ax_z.set_title(zt, fontsize=8)
             info.panels.append(Panel("zoom", name, zt, tuple(float(v) for v in zi.get_clim()), crop.shape))
     for ax in axes.ravel():
@@ -324,7 +333,8 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
         if not ax.images:
             ax.axis("off")
     if err_im is not None:
-        cb = fig.colorbar(err_im, ax=list(axes[1, :]), shrink=0.8, pad=0.01)
+        # in the empty HR cell of the error row, so the image panels keep their width
+        cb = fig.colorbar(err_im, cax=axes[1, -1].inset_axes((0.05, 0.05, 0.09, 0.9)))
         cb.set_label(f"absolute error (0 to p{ERROR_PERCENTILE:g} = {emax:.3g})", fontsize=8)
         cb.ax.tick_params(labelsize=7)
     fig.canvas.draw()

@@ -36,7 +36,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #cc
 h3 { margin-bottom: 0.3em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; vertical-align: top; }
-th { background: #f0f0f0; text-align: left; }
+th { background: #f0f0f0; text-align: left; } table.kv th { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.best { background: #d9f2d9; font-weight: bold; }
 tr.model td:first-child { font-weight: bold; }
@@ -184,6 +184,16 @@ def _history_list(history: Sequence[Any]) -> str:
     return "<pre>" + "\n".join(_e(_json(h)) for h in history) + "</pre>"
 
 
+def _case_history(entry: CaseEntry) -> str:
+    """Protocol mode: the LR input's history (it starts with the reference's, e.g. the crop); pair mode: the
+    reference's and each test volume's recorded history."""
+    if entry.lr_shape is not None:
+        return _history_list(entry.lr_history or entry.reference_history)
+    parts = [f"reference: {_history_list(entry.reference_history)}"]
+    parts += [f"{_e(m)}: {_history_list(h)}" for m, h in entry.output_history.items()]
+    return "<br>".join(parts)
+
+
 def _case_section(entry: CaseEntry, figures_rel: str) -> str:
     fig = entry.figure
     assert fig is not None
@@ -193,7 +203,7 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
         orient = (f"{o.plane} slice in radiological orientation: {o.labels[0]} at the top, "
                   f"{o.labels[2]} on the left (patient's right on the image's left)")
     else:
-        orient = "no geometry (identity affine): shown as stored, rows = second in-plane array axis"
+        orient = "no geometry (4x4 identity affine): shown as stored, rows = second in-plane array axis"
     where = f"slice {fig.slice_index} along array axis {fig.slice_axis}" if fig.slice_axis is not None else ""
     if fig.frame is not None:
         where += f", time frame {fig.frame}"
@@ -215,10 +225,7 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
              "<p><b>Reference</b>: shape " + _e(entry.shape) + ", spacing "
              + _e(tuple(round(s, 4) for s in entry.spacing)) + " mm"
              + (f", LR input shape {_e(entry.lr_shape)}" if entry.lr_shape else "") + "</p>",
-             "<p><b>Degradation history</b> (parameters as drawn, with the seed):</p>"
-             + _history_list([*entry.reference_history, *entry.lr_history] if entry.lr_shape
-                             else [*entry.reference_history, *(h for hs in entry.output_history.values()
-                                                              for h in hs)]),
+             "<p><b>Degradation history</b> (parameters as drawn, with the seed):</p>" + _case_history(entry),
              "</section>"]
     return "\n".join(parts)
 
@@ -226,8 +233,15 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
 def _kv_table(d: Mapping[str, Any]) -> str:
     rows = []
     for k, v in d.items():
-        if isinstance(v, Mapping | list | tuple):
-            val = f"<pre>{_e(json.dumps(v, indent=1, default=str))}</pre>" if v else "<span class='muted'>-</span>"
+        if isinstance(v, list | tuple) and all(not isinstance(x, Mapping | list | tuple) for x in v):
+            val = _e(", ".join(str(x) for x in v)) if v else "<span class='muted'>-</span>"
+        elif isinstance(v, Mapping) and v:
+            val = "<br>".join(f"{_e(k2)} = <code>{_e(json.dumps(v2, default=str))}</code>" for k2, v2 in v.items())
+        elif isinstance(v, Mapping | list | tuple):
+            short = json.dumps(v, default=str)
+            val = (f"<code>{_e(short)}</code>" if len(short) <= 100
+                   else f"<pre>{_e(json.dumps(v, indent=1, default=str))}</pre>") if v else \
+                "<span class='muted'>-</span>"
         else:
             val = _e(v) if v not in (None, "") else "<span class='muted'>-</span>"
         rows.append(f"<tr><th>{_e(k)}</th><td>{val}</td></tr>")
@@ -296,7 +310,7 @@ def render_report(summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
         + "".join(
             f"<tr><td>{_e(e.case)}</td><td>{_e(_group_title(e.degradation, e.scale))}</td>"
             f"<td>{_e(e.shape)} -&gt; {_e(e.lr_shape) if e.lr_shape else '-'}</td>"
-            f"<td>{_history_list([*e.reference_history, *e.lr_history])}</td></tr>"
+            f"<td>{_case_history(e)}</td></tr>"
             for e in entries) + "</table>",
         "<h2>Provenance</h2>", _kv_table(prov),
         "<h3>Inputs</h3>",
