@@ -206,7 +206,7 @@ def evaluate_protocol(
             cases[name] = path
     chains = [(spec, s, build_degradation(spec, scale=s)) for spec in degradations for s in scales]
     upscalers = {m: _upscaler(m, opts.device) for m in methods}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, path in cases.items():
         vol = read_volume(path)
         nd = len(vol.spatial_shape)

@@ -192,6 +192,11 @@ class FigureInfo:
     size_px: tuple[int, int] = (0, 0)
 
 
+def _clim(im: Any) -> tuple[float, float]:
+    lo, hi = im.get_clim()
+    return float(lo), float(hi)
+
+
 def display_name(method: str) -> str:
     """Short panel name: a model file path shows as its file name without ``.safetensors``."""
     if "/" in method or "\\" in method or method.endswith(".safetensors"):
@@ -306,7 +311,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
         im = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
         ax.set_title(title, fontsize=8)
         label_sides(ax)
-        info.panels.append(Panel(kind, name, title, tuple(float(v) for v in im.get_clim()), img.shape, p, s))
+        info.panels.append(Panel(kind, name, title, _clim(im), img.shape, p, s))
         if kind == "hr" and box is not None:
             from matplotlib.patches import Rectangle
 
@@ -318,7 +323,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
                                  aspect=aspect)
             et = f"|{shown[name]} - HR|"
             ax_e.set_title(et, fontsize=8)
-            info.panels.append(Panel("error", name, et, tuple(float(v) for v in err_im.get_clim()), img.shape))
+            info.panels.append(Panel("error", name, et, _clim(err_im), img.shape))
         if box is not None:
             r0, c0, side = box
             ax_z = axes[2, c]
@@ -326,7 +331,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
             zi = ax_z.imshow(crop, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
             zt = f"zoom: {shown.get(name, name)}" if kind != "lr" else "zoom: LR"
             ax_z.set_title(zt, fontsize=8)
-            info.panels.append(Panel("zoom", name, zt, tuple(float(v) for v in zi.get_clim()), crop.shape))
+            info.panels.append(Panel("zoom", name, zt, _clim(zi), crop.shape))
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
