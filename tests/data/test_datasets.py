@@ -76,6 +76,20 @@ def test_degradation_parameters_per_volume_noise_per_slice(prepared: Path) -> No
     assert {ds[i].params["degradation"]["steps"][0]["snr"] for i in rows[:2]} != snrs
 
 
+def test_snr_gives_one_noise_sigma_per_volume(prepared: Path) -> None:
+    # SNR refers to the whole volume's foreground mean: edge slices and small patches get the scan's
+    # sigma, not one scaled to their own content (it varied ~50x between slices of one scan before)
+    from mrisr.degrade.noise import foreground_signal
+
+    for patch, margin in ((None, None), (16, 4)):
+        ds = SRDataset(prepared, "train", "bicubic:scale=2;noise:snr=20", patch_size=patch, degrade_margin=margin)
+        rows = [i for i in range(len(ds)) if int(ds.items[i][0]) == 0]
+        sigmas = {ds[i].params["degradation"]["steps"][1]["sigma"] for i in rows}
+        assert len(sigmas) == 1
+        volume = np.load(prepared / ds.volumes[0].record.file)
+        assert sigmas.pop() == pytest.approx(foreground_signal(volume) / 20, rel=0.05)
+
+
 def test_workers_give_the_same_batches(prepared: Path) -> None:
     ds = SRDataset(prepared, "train", "bicubic:scale=2", patch_size=16, augment=True, seed=0)
     ds.set_epoch(2)

@@ -154,3 +154,10 @@ def test_apply_array_noise_rng_draws_noise_apart_from_parameters(phantom2d):
     c, _ = deg.apply_array(x, np.random.default_rng(1))
     d, _ = deg.apply_array(x, np.random.default_rng(1), noise_rng=None)
     np.testing.assert_array_equal(c, d)  # default: one generator, as before
+
+
+def test_apply_array_signal_sets_the_snr_reference(phantom2d):
+    deg = build_degradation("noise:snr=10")
+    assert deg.uses_snr and not build_degradation("noise:sigma=1").uses_snr
+    _, p = deg.apply_array(phantom2d.data, np.random.default_rng(0), signal=2.0)
+    assert p["steps"][0]["sigma"] == pytest.approx(0.2)

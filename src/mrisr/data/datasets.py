@@ -6,6 +6,8 @@ Randomness (all reproducible from ``seed``, independent of ``num_workers`` and o
   gets the same randomly drawn degradation parameters within an epoch (the scanner protocol is a
   property of the scan, not of the slice), new ones each epoch. Noise realisations are drawn from a
   generator seeded by ``(seed, epoch, volume, frame, slice, channel)``, so they differ between slices.
+  An SNR refers to the foreground mean of the whole prepared volume (before intensity augmentation), so
+  one scan has one noise sigma, as in an acquisition, not a sigma scaled to each slice's content.
 - crop position and augmentation: seeded by ``(seed, epoch, index)``.
 
 Call :meth:`SRDataset.set_epoch` at the start of every epoch (as with ``DistributedSampler``); the epoch
@@ -188,7 +190,10 @@ class SRDataset(_PreparedDataset):
             raise ConfigError(f"degradation gives {len(factors)} factors for {dims} dims")
         # Degradations see 3D arrays as (X, Y, Z) with the slice axis last; items are (D, H, W).
         self.factors = factors if dims == 2 else (factors[2], factors[0], factors[1])
-        self._noise_kw = "noise_rng" in inspect.signature(self.degradation.apply_array).parameters
+        accepted = inspect.signature(self.degradation.apply_array).parameters
+        self._noise_kw = "noise_rng" in accepted
+        self._signal_kw = "signal" in accepted and bool(getattr(self.degradation, "uses_snr", False))
+        self._signals: dict[int, float] = {}
         self.patch_size = _sizes(patch_size, dims, "patch_size")
         if self.patch_size is not None:
             bad = [p for p, f in zip(self.patch_size, self.factors, strict=True) if p % f]
@@ -246,23 +251,24 @@ class SRDataset(_PreparedDataset):
         keep = tuple(slice(0, n - n % f) for n, f in zip(region.shape[1:], self.factors, strict=True))
         return region[(slice(None), *keep)]
 
-    def _apply(self, x: np.ndarray, params_rng: np.random.Generator,
+    def _apply(self, x: np.ndarray, vi: int, params_rng: np.random.Generator,
                noise_rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-        deg = self.degradation
-        if self._noise_kw:
-            return deg.apply_array(x, params_rng, noise_rng=noise_rng)  # type: ignore[call-arg]
-        steps = getattr(deg, "steps", None)
-        if steps is None:  # a custom object: one generator for everything
-            return deg.apply_array(x, params_rng)
-        # mrisr.degrade.chain.Degradation without noise_rng (see .coord/API.md): draw per volume,
-        # noise per slice, with the chain's public step API.
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
-        records = []
-        for step in steps:
-            params = step.draw(params_rng, x.ndim)
-            t = step.apply(t, params, noise_rng)
-            records.append(params)
-        return t[0, 0].numpy(), {"degradation": deg.spec, "steps": records}  # type: ignore[attr-defined]
+        kw: dict[str, Any] = {}
+        if self._noise_kw:  # else a custom object: one generator for everything
+            kw["noise_rng"] = noise_rng
+        if self._signal_kw:
+            kw["signal"] = self._signal(vi)
+        return self.degradation.apply_array(x, params_rng, **kw)
+
+    def _signal(self, vi: int) -> float:
+        """Foreground mean of volume ``vi`` (all frames, before augmentation): the signal an ``snr`` of
+        the degradation refers to, so the noise sigma is one per scan, not one per slice or patch."""
+        value = self._signals.get(vi)
+        if value is None:
+            from mrisr.degrade.noise import foreground_signal
+
+            value = self._signals[vi] = foreground_signal(self._array(vi), max_voxels=1 << 21)
+        return value
 
     def _degrade(self, region: np.ndarray, vi: int, t: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Degrade every channel of ``region`` (``(C, H, W)`` or ``(1, D, H, W)``).
@@ -275,7 +281,7 @@ class SRDataset(_PreparedDataset):
         dparams: dict[str, Any] = {}
         for c in range(region.shape[0]):
             x = region[c] if self.dims == 2 else region[c].transpose(1, 2, 0)
-            lr, dparams = self._apply(np.ascontiguousarray(x), np.random.default_rng(key),
+            lr, dparams = self._apply(np.ascontiguousarray(x), vi, np.random.default_rng(key),
                                       np.random.default_rng([*key, t, s, c]))
             lr = np.asarray(lr, dtype=np.float32)
             outs.append(lr if self.dims == 2 else lr.transpose(2, 0, 1))

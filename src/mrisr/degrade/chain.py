@@ -382,37 +382,50 @@ class Degradation:
         return tuple(int(f) for f in out)
 
     @property
+    def uses_snr(self) -> bool:
+        """Whether a noise step gives its level as an SNR (whose signal reference then matters)."""
+        return any(isinstance(s, NoiseStep) and s.snr is not None for s in self.steps)
+
+    @property
     def spec(self) -> str:
         """Canonical spec string (parses back to an equal chain)."""
         return ";".join(s.to_spec() for s in self.steps)
 
     def apply_tensor(self, t: torch.Tensor, rng: np.random.Generator,
-                     noise_rng: np.random.Generator | None = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+                     noise_rng: np.random.Generator | None = None,
+                     signal: float | None = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """Apply to ``(B, 1, *spatial)``; parameters drawn from ``rng`` once for the whole tensor.
 
         Noise realisations come from ``noise_rng`` (default ``rng``): a dataset draws parameters per
-        volume (``rng`` seeded per volume) but noise per slice.
+        volume (``rng`` seeded per volume) but noise per slice. ``signal`` is the foreground mean an
+        ``snr`` refers to (default: that of ``t`` as it reaches the noise step); a dataset passes the whole
+        volume's (:func:`mrisr.degrade.noise.foreground_signal`), so every slice of a scan gets the same
+        noise sigma, as in a real acquisition, instead of one scaled to each slice's own content.
         """
         ndim = t.ndim - 2
         records = []
         for step in self.steps:
             params = step.draw(rng, ndim)
+            if signal is not None and params.get("method") == "noise" and params.get("sigma") is None:
+                params["sigma"] = sigma_for_snr(t, params["snr"], signal)
             t = step.apply(t, params, rng if noise_rng is None else noise_rng)
             records.append(params)
         return t, records
 
     def apply_array(self, x: np.ndarray, rng: np.random.Generator,
-                    noise_rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                    noise_rng: np.random.Generator | None = None,
+                    signal: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Degrade one 2D or 3D array (spatial dims only; sizes multiples of :meth:`factors`).
 
-        Parameters are drawn from ``rng``, noise from ``noise_rng`` (default ``rng``). Returns the float32
-        low-resolution array and ``{"degradation": spec, "steps": [params...]}``.
+        Parameters are drawn from ``rng``, noise from ``noise_rng`` (default ``rng``); ``signal`` is the
+        foreground mean an SNR refers to (default ``x``'s own; see :meth:`apply_tensor`). Returns the
+        float32 low-resolution array and ``{"degradation": spec, "steps": [params...]}``.
         """
         a = np.asarray(x)
         if a.ndim not in (2, 3):
             raise ValueError(f"expected a 2D or 3D array, got shape {a.shape}")
         t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-        out, records = self.apply_tensor(t, rng, noise_rng)
+        out, records = self.apply_tensor(t, rng, noise_rng, signal)
         return out[0, 0].numpy(), {"degradation": self.spec, "steps": records}
 
     def __call__(self, vol: Volume, seed: int) -> Volume:

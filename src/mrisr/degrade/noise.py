@@ -13,14 +13,26 @@ import torch
 from mrisr.metrics.masks import foreground_mask
 
 
-def sigma_for_snr(x: torch.Tensor, snr: float) -> float:
-    """Noise standard deviation giving ``snr`` relative to the foreground mean of ``x``."""
+def foreground_signal(x: np.ndarray | torch.Tensor, max_voxels: int | None = None) -> float:
+    """Mean of the foreground of ``x`` (the whole image if it has none): the signal an SNR refers to.
+
+    ``max_voxels`` (optional) estimates it on a regular strided subsample of at most about that many
+    voxels (a whole prepared volume in a dataset, where the exact value is not worth a full pass).
+    """
+    a = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if max_voxels is not None and a.size > max_voxels:
+        step = int(np.ceil((a.size / max_voxels) ** (1.0 / a.ndim)))
+        a = a[(slice(None, None, step),) * a.ndim]
+    a = np.asarray(a, dtype=np.float64)
+    mask = foreground_mask(a)
+    return float(a[mask].mean()) if mask.any() else float(a.mean())
+
+
+def sigma_for_snr(x: torch.Tensor, snr: float, signal: float | None = None) -> float:
+    """Noise standard deviation giving ``snr`` relative to ``signal`` (default: the foreground mean of ``x``)."""
     if snr <= 0:
         raise ValueError(f"SNR must be positive, got {snr}")
-    a = x.detach().cpu().double().numpy()
-    mask = foreground_mask(a)
-    signal = float(a[mask].mean()) if mask.any() else float(a.mean())
-    return abs(signal) / snr
+    return abs(foreground_signal(x) if signal is None else float(signal)) / snr
 
 
 def add_rician(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
