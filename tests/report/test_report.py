@@ -221,6 +221,7 @@ def test_pair_mode_report_and_case_cap(tmp_path, hr_folder):
                  "--report-cases", "1"]) == 0
     text = (out / "report.html").read_text()
     assert 'data-group="given pairs"' in text
+    assert "<tr class='test' data-method='test'><td>test</td>" in text  # not called a model
     assert "first 1 of 2 cases" in text
     assert len(list((out / "figures").glob("*.png"))) == 1
     assert text.count("data-case='case") >= 2  # both cases in the all-cases table

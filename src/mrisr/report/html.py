@@ -124,8 +124,9 @@ def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
                f'<table class="summary" data-group="{_e(_group_title(deg, scale))}">',
                "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
         for e in entries:
-            kind = "baseline" if _is_baseline(e["method"]) else "model"
-            cells = [f"<td>{_e(e['method'])} <span class='muted'>({kind})</span></td>",
+            kind = "baseline" if _is_baseline(e["method"]) else "model" if deg else "test"
+            label = f" <span class='muted'>({kind})</span>" if deg else ""  # pair mode: no baseline/model kind
+            cells = [f"<td>{_e(e['method'])}{label}</td>",
                      f"<td class='num'>{_e(e['n'])}</td>"]
             for m in metrics:
                 s, digits = e.get(m), METRIC_FORMAT[m][1]
