@@ -225,3 +225,13 @@ def test_pair_mode_report_and_case_cap(tmp_path, hr_folder):
     assert "first 1 of 2 cases" in text
     assert len(list((out / "figures").glob("*.png"))) == 1
     assert text.count("data-case='case") >= 2  # both cases in the all-cases table
+
+
+def test_failed_run_leaves_no_figures(tmp_path, hr_folder, model_file, capsys):
+    out = tmp_path / "out"
+    # the x2 figure of case0 is drawn before the x2 model fails on x4
+    rc = main(["evaluate", str(hr_folder), "--scale", "2,4", "--methods", f"bicubic,{model_file}", "--report",
+               "--out", str(out), "--quiet"])
+    assert rc == 1
+    assert "scale 4" in capsys.readouterr().err
+    assert not (out / "figures").exists() and not (out / "report.html").exists()

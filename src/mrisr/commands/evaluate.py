@@ -14,8 +14,13 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mrisr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mrisr.metrics.evaluate import ScoreOptions
+    from mrisr.report import ReportCollector
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,17 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrisr.commands.degrade import parse_ints
-    from mrisr.degrade.baselines import BASELINES
     from mrisr.io.atomic import check_output
-    from mrisr.metrics.evaluate import (
-        ScoreOptions,
-        evaluate_pairs,
-        evaluate_protocol,
-        format_table,
-        summarise_rows,
-        write_results,
-    )
+    from mrisr.metrics.evaluate import ScoreOptions
 
     opts = ScoreOptions(gaussian=args.gaussian_ssim, nrmse_normalization=args.nrmse,
                         slice_axis=args.slice_axis, device=args.device)
@@ -89,6 +85,26 @@ def run(args: argparse.Namespace) -> int:
         "mask": args.mask or "none", "ssim": "gaussian sigma 1.5" if args.gaussian_ssim else "uniform 7",
         "ssim_slice_axis": args.slice_axis, "nrmse": args.nrmse, "data_range": "reference max - min",
     }
+    try:
+        return _evaluate(args, opts, settings, collector)
+    except BaseException:
+        if collector is not None:  # no half report: remove the figures this run wrote
+            collector.discard()
+        raise
+
+
+def _evaluate(args: argparse.Namespace, opts: ScoreOptions, settings: dict[str, object],
+              collector: ReportCollector | None) -> int:
+    from mrisr.commands.degrade import parse_ints
+    from mrisr.degrade.baselines import BASELINES
+    from mrisr.metrics.evaluate import (
+        evaluate_pairs,
+        evaluate_protocol,
+        format_table,
+        summarise_rows,
+        write_results,
+    )
+
     if args.reference or args.test:
         if not (args.reference and args.test):
             raise ConfigError("pair mode needs both --reference and --test")

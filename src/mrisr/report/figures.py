@@ -387,6 +387,16 @@ class ReportCollector:
         self.force = force
         self.entries: list[CaseEntry] = []
         self.cases: list[str] = []
+        self.written: list[Path] = []
+        self._made_dir = not self.figures_dir.exists()
+
+    def discard(self) -> None:
+        """Remove the figures written so far (after a failed run), and the folder if this run made it."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written.clear()
+        if self._made_dir and self.figures_dir.is_dir() and not any(self.figures_dir.iterdir()):
+            self.figures_dir.rmdir()
 
     @property
     def capped(self) -> bool:
@@ -409,4 +419,5 @@ class ReportCollector:
             name = figure_name(len(self.entries), cv.case, cv.degradation, cv.scale)
             entry.figure = case_figure(cv, self.figures_dir / name, slice_axis=self.slice_axis,
                                        gaussian=self.gaussian, force=self.force)
+            self.written.append(entry.figure.path)
         self.entries.append(entry)
