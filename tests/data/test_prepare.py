@@ -186,6 +186,12 @@ def test_resize_crop_skip_empty_and_3d_patches(example_root: Path, tmp_path: Pat
     assert (tmp_path / "p" / "patches3d.csv").read_text().count("\n") == 1 + sum(len(v.patches3d) for v in manifest.volumes)
 
 
+def test_patch3d_larger_than_the_volumes_is_reported(example_root: Path, tmp_path: Path) -> None:
+    summary = prepare_dataset(example_root / "pediatric", tmp_path / "p", patch3d=(8, 16, 16), split="train=1.0")
+    assert len(summary["no_patches3d"]) == summary["volumes"] == 4  # 4 slices < 8: no patch anywhere
+    assert "warning: 4 volumes have no 3D patch" in (tmp_path / "p" / "summary.txt").read_text()
+
+
 def test_image_count_split_trims_to_exact_size(example_root: Path, tmp_path: Path) -> None:
     summary = prepare_dataset(example_root / "pediatric", tmp_path / "p", split="test=6,val=2,train=rest", split_unit="images")
     assert summary["splits"]["test"]["slices"] == 6 and summary["splits"]["test"]["patients"] == 2

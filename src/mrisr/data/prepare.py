@@ -378,6 +378,7 @@ def summarise(manifest: Manifest, *, new: int, reused: int, seconds: float, unus
         "slice_sizes": dict(sizes),
         "unused_slices": sum(len(v.record.slices) - len(v.slices) for v in manifest.volumes),
         "unused_patients": list(unused_patients),
+        "no_patches3d": sorted(v.record.volume_id for v in manifest.volumes if v.record.patch3d and not v.record.patches3d),
         "skipped": manifest.skipped,
     }
 
@@ -395,6 +396,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary["unused_slices"] or summary["unused_patients"]:
         lines.append(f"unused: {summary['unused_slices']} slices trimmed by image-count splits, "
                      f"{len(summary['unused_patients'])} patients left over by patient counts")
+    if summary.get("no_patches3d"):
+        ids = summary["no_patches3d"]
+        lines.append(f"warning: {len(ids)} volumes have no 3D patch (smaller than patch3d, or empty): "
+                     + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
     if summary["skipped"]:
         lines.append(f"skipped {len(summary['skipped'])} inputs:")
         lines.extend(f"  {s['source']}: {s['reason']}" for s in summary["skipped"])
