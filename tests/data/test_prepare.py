@@ -192,6 +192,21 @@ def test_patch3d_larger_than_the_volumes_is_reported(example_root: Path, tmp_pat
     assert "warning: 4 volumes have no 3D patch" in (tmp_path / "p" / "summary.txt").read_text()
 
 
+def test_one_shared_patient_id_leaves_splits_empty_with_a_warning(tmp_path: Path) -> None:
+    # anonymised exports often give every scan the same PatientID: one "patient", val/test empty
+    from mrisr.data.phantoms import head_phantom
+    from mrisr.io import Volume, write_volume
+
+    for i in range(3):
+        write_volume(Volume(head_phantom((16, 16, 2), seed=i) * 1000, np.eye(4), {"patient_id": "ANONYMOUS"}),
+                     tmp_path / "src" / f"p{i}" / "t1")
+    summary = prepare_dataset(tmp_path / "src", tmp_path / "o")
+    assert summary["patients"] == 1 and summary["empty_splits"] == ["val", "test"]
+    assert "warning: split(s) val, test received no patient: 1 patients for 3 volumes (scans share one PatientID" \
+        in (tmp_path / "o" / "summary.txt").read_text()
+    assert prepare_dataset(tmp_path / "src", tmp_path / "f", group_by="folder")["empty_splits"] == []
+
+
 def test_image_count_split_trims_to_exact_size(example_root: Path, tmp_path: Path) -> None:
     summary = prepare_dataset(example_root / "pediatric", tmp_path / "p", split="test=6,val=2,train=rest", split_unit="images")
     assert summary["splits"]["test"]["slices"] == 6 and summary["splits"]["test"]["patients"] == 2

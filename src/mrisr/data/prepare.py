@@ -356,6 +356,16 @@ def _assign(records: list[VolumeRecord], opts: PrepareOptions) -> tuple[list[Man
     return volumes, unused_patients
 
 
+def _empty_splits(manifest: Manifest) -> list[str]:
+    """Splits the spec asks for (nonzero size) that received no volume."""
+    try:
+        spec = parse_split_spec(manifest.options.get("split") or {})
+    except ConfigError:
+        return []
+    have = set(manifest.split_names)
+    return [name for name, size in spec.items() if size != 0 and name not in have]
+
+
 def summarise(manifest: Manifest, *, new: int, reused: int, seconds: float, unused_patients: Sequence[str]) -> dict[str, Any]:
     splits: dict[str, dict[str, int]] = {}
     for v in manifest.volumes:
@@ -378,6 +388,7 @@ def summarise(manifest: Manifest, *, new: int, reused: int, seconds: float, unus
         "slice_sizes": dict(sizes),
         "unused_slices": sum(len(v.record.slices) - len(v.slices) for v in manifest.volumes),
         "unused_patients": list(unused_patients),
+        "empty_splits": _empty_splits(manifest),
         "no_patches3d": sorted(v.record.volume_id for v in manifest.volumes if v.record.patch3d and not v.record.patches3d),
         "skipped": manifest.skipped,
     }
@@ -396,6 +407,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary["unused_slices"] or summary["unused_patients"]:
         lines.append(f"unused: {summary['unused_slices']} slices trimmed by image-count splits, "
                      f"{len(summary['unused_patients'])} patients left over by patient counts")
+    if summary.get("empty_splits"):
+        lines.append(f"warning: split(s) {', '.join(summary['empty_splits'])} received no patient: "
+                     f"{summary['patients']} patients for {summary['volumes']} volumes"
+                     + (" (scans share one PatientID, e.g. anonymised? try --group-by folder or --patient-regex)"
+                        if summary["patients"] < summary["volumes"] else ""))
     if summary.get("no_patches3d"):
         ids = summary["no_patches3d"]
         lines.append(f"warning: {len(ids)} volumes have no 3D patch (smaller than patch3d, or empty): "
