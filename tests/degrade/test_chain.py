@@ -128,6 +128,7 @@ def test_yaml_file(tmp_path):
         ("slice:scale=3,thickness=-1..2", r"thickness must be > 0"),
         ("kspace:scale=2,axes=", "at least one spatial axis"),
         ({"method": "kspace", "scale": 2, "steps": 3}, "steps"),
+        ("no/such/chain.yaml", "degradation file no/such/chain.yaml not found"),
     ],
 )
 def test_bad_specs(spec, message):

@@ -499,7 +499,9 @@ def build_degradation(spec: str | Mapping[str, Any] | Sequence[Any], scale: int 
     obj: Any = spec
     if isinstance(spec, str):
         text = spec.strip()
-        if text.lower().endswith((".yaml", ".yml")) and Path(text).is_file():
+        if text.lower().endswith((".yaml", ".yml")) and "\n" not in text:
+            if not Path(text).is_file():
+                raise ConfigError(f"degradation file {text} not found")
             text = Path(text).read_text()
         if "\n" in text or text.startswith(("{", "[", "-")):
             import yaml
