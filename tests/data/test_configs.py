@@ -61,6 +61,16 @@ def test_bad_config_keys_are_named(tmp_path: Path) -> None:
         DataConfig.from_mapping({"dataset": {"dims": 4}})
     with pytest.raises(ConfigError, match="cannot read"):
         load_data_config(tmp_path / "missing.yaml")
+    # the dataset section is checked when the config is read, not when training builds the dataset
+    with pytest.raises(ConfigError, match=r"dataset\.degradation: kspace: unknown parameter 'scael'"):
+        load_data_config(CONFIGS / "cardiac.yaml", ["dataset.degradation=kspace:scael=2"])
+    with pytest.raises(ConfigError, match=r"patch_size 50 must be a multiple of the degradation's factors \(3, 3\)"):
+        load_data_config(CONFIGS / "pediatric.yaml", ["dataset.degradation=bicubic:scale=3", "dataset.patch_size=50"])
+    # original-grid block: any patch size; 3D items are (D, H, W) with the slice axis first
+    assert load_data_config(CONFIGS / "cardiac.yaml", ["dataset.patch_size=50"]).dataset.patch_size == 50
+    with pytest.raises(ConfigError, match=r"factors \(3, 1, 1\)"):
+        load_data_config(CONFIGS / "cardiac.yaml", ["dataset.dims=3", "dataset.patch_size=[4, 48, 48]",
+                                                   "dataset.degradation=slice:scale=3"])
 
 
 def test_cardiac_whole_slices_not_multiples_of_the_block(example_root: Path, tmp_path: Path) -> None:

@@ -49,6 +49,27 @@ class DatasetOptions:
             raise ConfigError(f"dataset.degrade_margin: null (whole image) or pixels >= 0, got {self.degrade_margin!r}")
         if not isinstance(self.context_slices, int) or self.context_slices < 0:
             raise ConfigError(f"dataset.context_slices: a non-negative integer, got {self.context_slices!r}")
+        self._check_degradation()
+
+    def _check_degradation(self) -> None:
+        """A misspelt degradation or a patch size the scale does not divide fails when the config is read
+        (`mrisr prepare --config`), not hours later when training builds its dataset."""
+        from mrisr.degrade.chain import build_degradation
+
+        try:
+            deg = build_degradation(self.degradation)
+        except ConfigError as exc:
+            raise ConfigError(f"dataset.degradation: {exc}") from None
+        if self.patch_size is None:
+            return
+        f = deg.factors(self.dims)
+        factors = f if self.dims == 2 else (f[2], f[0], f[1])  # items are (D, H, W), the slice axis first
+        sizes = (self.patch_size,) * self.dims if isinstance(self.patch_size, int) else tuple(self.patch_size)
+        if len(sizes) != self.dims or any(not isinstance(p, int) or p <= 0 for p in sizes):
+            raise ConfigError(f"dataset.patch_size: a positive integer or {self.dims} of them, got {self.patch_size!r}")
+        if any(p % k for p, k in zip(sizes, factors, strict=True)):
+            raise ConfigError(f"dataset.patch_size {self.patch_size} must be a multiple of the degradation's "
+                              f"factors {factors} ({deg.spec})")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DatasetOptions:
