@@ -55,6 +55,7 @@ def test_degrade_methods(tmp_path, scan, args, shape):
         (["--method", "slice", "--scale", "2", "--axes", "0,1"], "one axis"),
         # 12 slices cannot hold one 13-slice block: a clear error, not a crop to nothing
         (["--method", "slice", "--scale", "13"], "too small for factors (1, 1, 13): axis 2"),
+        (["--method", "noise", "--snr", "10", "--scale", "2"], "--scale 2 has no effect on noise:snr=10"),
     ],
 )
 def test_degrade_errors(tmp_path, scan, capsys, args, message):

@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = degradation_spec(args.method, args.scale, args.axes, args.window, args.snr)
     deg = build_degradation(spec, scale=args.scale if args.method.strip().lower() != "noise" else None)
+    if args.scale is not None and not any(hasattr(step, "scale") for step in deg.steps):
+        raise ConfigError(f"--scale {args.scale} has no effect on {deg.spec} (noise keeps the grid); leave it out")
     check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)
