@@ -227,5 +227,20 @@ def test_make_example_data_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["make-example-data", str(tmp_path), "--patients", "2", "--pediatric-shape", "16x16x2",
                  "--cardiac-shape", "16x16x2x3", "--no-bad-inputs"]) == 0
     assert "pediatric:" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "cardiac").iterdir()) == ["patient001", "patient002"]
+    assert sorted(p.name for p in (tmp_path / "cardiac").iterdir()) == [".mrisr-example", "patient001", "patient002"]
     assert main(["make-example-data", str(tmp_path)]) == 1  # exists, no --force
+    small = ["--patients", "1", "--pediatric-shape", "16x16x1", "--cardiac-shape", "16x16x1x1", "--no-bad-inputs"]
+    assert main(["make-example-data", str(tmp_path), *small, "--force"]) == 0  # its own folders are replaced
+    # --force never deletes a folder it did not write (real patients in OUT/pediatric)
+    real = tmp_path / "real"
+    (real / "pediatric" / "PAT1").mkdir(parents=True)
+    (real / "pediatric" / "PAT1" / "scan.dcm").write_bytes(b"x")
+    capsys.readouterr()
+    assert main(["make-example-data", str(real), *small, "--force"]) == 1
+    assert "was not written by make-example-data" in capsys.readouterr().err
+    assert (real / "pediatric" / "PAT1" / "scan.dcm").is_file()
+    for bad, message in ((["--patients", "0"], "at least 1"), (["--pediatric-shape", "8x8"], "pediatric_shape"),
+                         (["--cardiac-shape", "0x8x1x1"], "cardiac_shape"),
+                         (["--pediatric-shape", "3000x3000x200"], "voxels per scan")):
+        assert main(["make-example-data", str(tmp_path / "new"), *bad]) == 1
+        assert message in capsys.readouterr().err

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mrisr.data.phantoms import head_phantom
-from mrisr.errors import OutputExistsError
+from mrisr.errors import ConfigError, OutputExistsError
 from mrisr.io import Volume, write_volume
 
 
@@ -148,6 +148,12 @@ def make_pediatric(out: Path, n_patients: int = 8, shape: Sequence[int] = (128, 
     return folders
 
 
+#: Hidden file marking a cohort folder as synthetic (``--force`` replaces only such folders).
+MARKER = ".mrisr-example"
+#: Largest scan the generator writes (voxels), so a typo cannot exhaust memory.
+MAX_VOXELS = 1 << 26
+
+
 def make_example_data(
     out: str | Path,
     n_patients: int = 8,
@@ -176,13 +182,32 @@ def make_example_data(
     Returns:
         ``{"pediatric": folder, "cardiac": folder, "patients": {...}, "bad_inputs": [...]}``.
     """
+    if int(n_patients) < 1:
+        raise ConfigError(f"n_patients: at least 1, got {n_patients}")
+    for what, shape, n in (("pediatric_shape", pediatric_shape, 3), ("cardiac_shape", cardiac_shape, 4)):
+        dims = [int(v) for v in shape]
+        if len(dims) != n or min(dims[:2]) < 8 or min(dims) < 1:
+            raise ConfigError(f"{what}: {n} sizes with at least 8 x 8 pixels, got {'x'.join(map(str, shape))}")
+        if int(np.prod(dims)) > MAX_VOXELS:
+            raise ConfigError(f"{what}: {'x'.join(map(str, dims))} is more than {MAX_VOXELS:,} voxels per scan")
     root = Path(out)
     for name, wanted in (("pediatric", pediatric), ("cardiac", cardiac)):
         if wanted and (root / name).exists():
             if not force:
                 raise OutputExistsError(f"{root / name} already exists (use --force to replace it)")
-            shutil.rmtree(root / name)
+            folder = root / name
+            if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+                # --force must never delete real patients that happen to sit in OUT/pediatric
+                raise OutputExistsError(f"{folder} was not written by make-example-data; not replacing it")
+            if folder.is_dir():
+                shutil.rmtree(folder)
+            else:
+                folder.unlink()
     result: dict[str, Any] = {"root": str(root), "patients": {}, "bad_inputs": []}
+    for name, wanted in (("pediatric", pediatric), ("cardiac", cardiac)):
+        if wanted:
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (root / name / MARKER).write_text("synthetic example data written by `mrisr make-example-data`\n")
     if pediatric:
         folders = make_pediatric(root / "pediatric", n_patients, pediatric_shape, seed, bad=bad_inputs)
         result["pediatric"] = str(root / "pediatric")
