@@ -486,6 +486,10 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}.epochs: must be positive")
         if not ph.train:
             raise ConfigError(f"{key}.train: name at least one network")
+        if ph.gp_weight < 0:
+            raise ConfigError(f"{key}.gp_weight: must be >= 0")
+        if ph.lr_scale <= 0:
+            raise ConfigError(f"{key}.lr_scale: must be positive")
         parse_ratio(ph.ratio, f"{key}.ratio")
         uses_d = "discriminator" in ph.train or any(t.name == "adversarial" for t in ph.losses)
         if uses_d and cfg.model.discriminator is None:
@@ -501,9 +505,40 @@ def check_config(cfg: TrainConfig) -> None:
         if unknown:
             raise ConfigError(f"{key}.data.{unknown[0]}: unknown data key")
     for sub, val in (("run.log_every", cfg.run.log_every), ("validation.every", cfg.validation.every),
-                     ("checkpoint.every", cfg.checkpoint.every), ("data.batch_size", cfg.data.batch_size)):
+                     ("checkpoint.every", cfg.checkpoint.every), ("data.batch_size", cfg.data.batch_size),
+                     ("validation.batch_size", cfg.validation.batch_size),
+                     ("validation.max_samples", 1 if cfg.validation.max_samples is None
+                      else cfg.validation.max_samples)):
         if val <= 0:
             raise ConfigError(f"{sub}: must be positive")
+    for sub, val in (("data.num_workers", cfg.data.num_workers), ("data.context_slices", cfg.data.context_slices),
+                     ("validation.grid_samples", cfg.validation.grid_samples), ("ema.start_step", cfg.ema.start_step)):
+        if val < 0:
+            raise ConfigError(f"{sub}: must be >= 0")
+    for role in ("generator", "discriminator"):
+        net: NetworkTrainingConfig = getattr(cfg.optim, role)
+        key = f"optim.{role}"
+        if net.optimizer.lr <= 0:
+            raise ConfigError(f"{key}.optimizer.lr: must be positive, got {net.optimizer.lr}")
+        for sub, val in (("optimizer.momentum", net.optimizer.momentum),
+                         ("optimizer.weight_decay", net.optimizer.weight_decay),
+                         ("optimizer.eps", net.optimizer.eps)):
+            if val < 0:
+                raise ConfigError(f"{key}.{sub}: must be >= 0")
+        for i, b in enumerate(net.optimizer.betas):
+            if not 0.0 <= b < 1.0:
+                raise ConfigError(f"{key}.optimizer.betas.{i}: must be in [0, 1), got {b}")
+        if net.grad_clip is not None and net.grad_clip <= 0:
+            raise ConfigError(f"{key}.grad_clip: must be positive (or null for none)")
+        if net.scheduler.step_size <= 0:
+            raise ConfigError(f"{key}.scheduler.step_size: must be positive")
+        if net.scheduler.warmup_steps < 0:
+            raise ConfigError(f"{key}.scheduler.warmup_steps: must be >= 0")
+    from mrisr.degrade.baselines import BASELINES
+
+    for i, m in enumerate(cfg.validation.baselines):
+        if m not in BASELINES:
+            raise ConfigError(f"validation.baselines.{i}: unknown baseline {m!r}; known: {', '.join(BASELINES)}")
     if not 0.0 <= cfg.ema.decay < 1.0:
         raise ConfigError("ema.decay: must be in [0, 1)")
 

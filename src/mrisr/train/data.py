@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,20 +28,41 @@ def data_key(cfg: DataConfig) -> str:
 
 
 def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
-                  patch_size: int | list[int] | None = None) -> Dataset[Any]:
+                  patch_size: int | list[int] | None = None, key: str = "data") -> Dataset[Any]:
     """An :class:`mrisr.data.datasets.SRDataset` (or ``PairedDataset`` with ``lr_root``) for ``split``;
-    validation takes no augmentation, degrades whole slices and uses ``patch_size`` (default whole)."""
+    validation takes no augmentation, degrades whole slices and uses ``patch_size`` (default whole).
+    Errors are ConfigErrors naming ``key`` (the config section, e.g. ``data`` or ``phases.1.data``)."""
     from mrisr.data.datasets import PairedDataset, SRDataset
+    from mrisr.errors import MrisrError
 
     if not cfg.root:
-        raise ConfigError("data.root: the prepared data folder (output of `mrisr prepare`) is required")
+        raise ConfigError(f"{key}.root: the prepared data folder (output of `mrisr prepare`) is required")
+    for sub, folder in (("root", cfg.root), ("lr_root", cfg.lr_root)):
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise ConfigError(f"{key}.{sub}: {folder} does not exist")
+        if not (Path(folder) / "manifest.json").is_file():
+            raise ConfigError(f"{key}.{sub}: {folder} is not a prepared data folder (no manifest.json); "
+                              f"prepare it with `mrisr prepare SOURCE {folder} --config configs/data/...`")
     patch = cfg.patch_size if train else patch_size
     augment = cfg.augment if train else False
-    if cfg.lr_root:
-        return PairedDataset(cfg.root, cfg.lr_root, split, patch_size=patch, augment=augment, seed=seed)
-    return SRDataset(cfg.root, split, degradation=cfg.degradation, patch_size=patch, augment=augment, seed=seed,
-                     dims=cfg.dims, context_slices=cfg.context_slices,
-                     degrade_margin=cfg.degrade_margin if train else None)
+    which = "train_split" if train else "val_split"
+    try:
+        if cfg.lr_root:
+            ds: Dataset[Any] = PairedDataset(cfg.root, cfg.lr_root, split, patch_size=patch, augment=augment,
+                                             seed=seed)
+        else:
+            ds = SRDataset(cfg.root, split, degradation=cfg.degradation, patch_size=patch, augment=augment,
+                           seed=seed, dims=cfg.dims, context_slices=cfg.context_slices,
+                           degrade_margin=cfg.degrade_margin if train else None)
+    except MrisrError as exc:
+        where = f"{key}.patch_size" if "patch_size" in str(exc) else f"{key} ({which} {split!r})"
+        raise ConfigError(f"{where}: {exc}") from None
+    if len(ds) == 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{key}.{which}: split {split!r} of {cfg.root} holds no "
+                          f"{'training' if train else 'validation'} samples")
+    return ds
 
 
 def local_batch_size(cfg: DataConfig, env: DistEnv) -> int:
@@ -54,7 +76,8 @@ def steps_per_epoch(n_samples: int, cfg: DataConfig, env: DistEnv) -> int:
     a batch wait for a later epoch's permutation)."""
     steps = (n_samples // env.world_size) // local_batch_size(cfg, env)
     if steps < 1:
-        raise ConfigError(f"data: {n_samples} training samples do not fill one batch of {cfg.batch_size}")
+        raise ConfigError(f"data.batch_size: {cfg.batch_size} is more than the {n_samples} training samples "
+                          f"of split {cfg.train_split!r} in {cfg.root}")
     return steps
 
 

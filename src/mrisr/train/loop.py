@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import random
+import shutil
 import signal
 import threading
 import time
@@ -309,14 +310,24 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
     """Run a config into a new run folder (``out``, default ``runs/<name>-<time>``), or continue the run
     folder ``resume`` from its last checkpoint; returns the run folder. See the module docstring."""
     env = ddp.init_distributed(cfg.run.device, cfg.distributed.backend)
+    created: list[tuple[Path, bool]] = []
     try:
-        return _train(cfg, env, out, resume, config_path)
+        return _train(cfg, env, out, resume, config_path, created)
+    except BaseException:
+        # A new run that fails before its first checkpoint leaves nothing behind (so the same --out
+        # can be used again once the config is fixed).
+        for run_dir, existed in created:
+            if ckpt.find_checkpoint(run_dir, "last") is None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                if existed:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+        raise
     finally:
         ddp.shutdown(env)
 
 
 def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | None,
-           config_path: str | None) -> Path:
+           config_path: str | None, created: list[tuple[Path, bool]]) -> Path:
     t_start = time.perf_counter()
     if cfg.run.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -337,10 +348,6 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         run_dir = new_run_dir(cfg, out, config_path) if env.is_main else Path()
     run_dir = Path(ddp.broadcast_object(env, str(run_dir)))
     last = ckpt.find_checkpoint(run_dir, "last") if resume else None
-    if env.is_main:  # a resumed run records the overrides it was continued with
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg), force=True)
-    ddp.barrier(env)
 
     # --- data ---------------------------------------------------------------------------------------
     seed = cfg.run.seed
@@ -351,14 +358,18 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         key = data_key(dcfg)
         datas.setdefault(key, dcfg)
         phase_keys.append(key)
-    train_sets = {k: build_dataset(d, d.train_split, seed, train=True) for k, d in datas.items()}
+    data_section = {k: (f"phases.{phase_keys.index(k)}.data" if cfg.phases[phase_keys.index(k)].data else "data")
+                    for k in datas}
+    train_sets = {k: build_dataset(d, d.train_split, seed, train=True, key=data_section[k])
+                  for k, d in datas.items()}
     spe = {k: steps_per_epoch(len(ds), datas[k], env) for k, ds in train_sets.items()}  # type: ignore[arg-type]
     schedule = Schedule(cfg.phases, lambda i: spe[phase_keys[i]])
     total = schedule.total_steps
 
     validators: dict[str, Validator] = {}  # built now, so a missing val split fails before training
     for key, dcfg in datas.items():
-        vs = build_dataset(dcfg, dcfg.val_split, seed, train=False, patch_size=cfg.validation.patch_size)
+        vs = build_dataset(dcfg, dcfg.val_split, seed, train=False, patch_size=cfg.validation.patch_size,
+                           key=data_section[key])
         validators[key] = Validator(val_loader(vs, cfg.validation.batch_size, cfg.validation.max_samples),
                                     env.device, cfg.validation.baselines, cfg.validation.grid_samples,
                                     cfg.validation.ssim_gaussian)
@@ -366,11 +377,24 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     # --- networks, identical on every rank (seeded before construction) -------------------------------
     from mrisr.models.registry import build_model, resolve_args
 
+    def build_network(role: str) -> nn.Module:
+        net = getattr(cfg.model, role)
+        try:
+            return build_model(net.name, **net.args).to(env.device)
+        except ConfigError as exc:
+            raise ConfigError(f"model.{role}: {exc}") from None
+
     _seed_everything(seed)
-    g_plain = build_model(cfg.model.generator.name, **cfg.model.generator.args).to(env.device)
-    d_plain = None
-    if cfg.model.discriminator is not None:
-        d_plain = build_model(cfg.model.discriminator.name, **cfg.model.discriminator.args).to(env.device)
+    g_plain = build_network("generator")
+    d_plain = build_network("discriminator") if cfg.model.discriminator is not None else None
+    for dcfg in datas.values():  # a mismatch would otherwise surface as a shape error in the first step
+        want_c, got_c = getattr(g_plain, "in_channels", None), 1 + 2 * dcfg.context_slices
+        if want_c is not None and want_c != got_c:
+            raise ConfigError(f"model.generator.args.in_channels: the network takes {want_c} channels but "
+                              f"data.context_slices={dcfg.context_slices} gives {got_c} (1 + 2 x context)")
+        dims = getattr(g_plain, "spatial_dims", None)
+        if dims is not None and dims != dcfg.dims:
+            raise ConfigError(f"data.dims: {dcfg.dims}D data for a {dims}D generator ({cfg.model.generator.name})")
     if last is None:
         for role, module in (("generator", g_plain), ("discriminator", d_plain)):
             ref = getattr(cfg.init, role)
@@ -426,6 +450,14 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
     else:
         # The training stream's RNG: per rank, rank 0 identical to a single-process run.
         _seed_everything(seed + env.rank)
+
+    # --- the run folder: created (or its config updated) only now that the whole set-up has succeeded
+    if env.is_main:  # a resumed run records the overrides it was continued with
+        if not resume:
+            created.append((run_dir, run_dir.exists()))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg), force=True)
+    ddp.barrier(env)
 
     # --- distributed wrappers -----------------------------------------------------------------------
     g = ddp.wrap(g_plain, env, cfg.distributed.find_unused_parameters, cfg.distributed.sync_batchnorm)

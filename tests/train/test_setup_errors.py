@@ -1,0 +1,75 @@
+"""Mistakes in a config or its data fail before training, name the key, and leave no run folder behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrisr.errors import ConfigError
+from mrisr.train import loop
+from mrisr.train.config import config_from_dict
+from tests.train.helpers import small_gan
+
+SUP = [{"name": "sup", "steps": 2, "losses": [{"name": "l1"}]}]
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("optim.generator.optimizer.lr=-1", "optim.generator.optimizer.lr"),
+    ("optim.discriminator.optimizer.betas=[0.5, 1.5]", "optim.discriminator.optimizer.betas.1"),
+    ("validation.baselines=[bicubc]", "validation.baselines.0"),
+    ("validation.max_samples=0", "validation.max_samples"),
+    ("validation.batch_size=0", "validation.batch_size"),
+    ("data.num_workers=-1", "data.num_workers"),
+    ("optim.generator.grad_clip=0", "optim.generator.grad_clip"),
+    ("phases.0.lr_scale=0", "phases.0.lr_scale"),
+])
+def test_values_checked_when_the_config_is_read(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        config_from_dict(small_gan("x", SUP), [override])
+
+
+def _fails(prepared: dict[str, str], tmp_path: Path, overrides: list[str], key: str) -> None:
+    out = tmp_path / "run"
+    cfg = config_from_dict(small_gan(prepared["data/prepared/pediatric"], SUP), overrides)
+    with pytest.raises(ConfigError, match=rf"^{key}"):
+        loop.train(cfg, out=str(out))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["data.root=/nonexistent/prepared"], r"data\.root: .* does not exist"),
+    (["data.val_split=nosuch"], r"data \(val_split 'nosuch'\)"),
+    (["data.patch_size=17"], r"data\.patch_size: "),
+    (["data.batch_size=100000"], r"data\.batch_size: "),
+    (["model.generator.name=nosuch"], r"model\.generator: "),
+    (["model.generator.args.in_channels=3"], r"model\.generator\.args\.in_channels: "),
+    (["data.dims=3", "data.batch_size=1", "data.patch_size=[8, 16, 16]"], r"data\.dims: "),
+])
+def test_setup_errors_name_the_key_and_write_nothing(prepared: dict[str, str], tmp_path: Path,
+                                                     overrides: list[str], key: str) -> None:
+    _fails(prepared, tmp_path, overrides, key)
+
+
+def test_unprepared_root_says_how_to_prepare(prepared: dict[str, str], tmp_path: Path) -> None:
+    raw_folder = tmp_path / "dicoms"
+    raw_folder.mkdir()
+    _fails(prepared, tmp_path, [f"data.root={raw_folder}"], r"data\.root: .*mrisr prepare")
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_crash_before_the_first_checkpoint_removes_the_run_folder(
+        prepared: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loop, "train_step", boom)
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+    cfg = config_from_dict(small_gan(prepared["data/prepared/pediatric"], SUP))
+    with pytest.raises(RuntimeError, match="boom"):
+        loop.train(cfg, out=str(out))
+    # the same --out works again: absent, or the empty folder the user made
+    assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
