@@ -520,10 +520,10 @@ def check_config(cfg: TrainConfig) -> None:
         key = f"optim.{role}"
         if net.optimizer.lr <= 0:
             raise ConfigError(f"{key}.optimizer.lr: must be positive, got {net.optimizer.lr}")
-        for sub, val in (("optimizer.momentum", net.optimizer.momentum),
-                         ("optimizer.weight_decay", net.optimizer.weight_decay),
-                         ("optimizer.eps", net.optimizer.eps)):
-            if val < 0:
+        for sub, fval in (("optimizer.momentum", net.optimizer.momentum),
+                          ("optimizer.weight_decay", net.optimizer.weight_decay),
+                          ("optimizer.eps", net.optimizer.eps)):
+            if fval < 0:
                 raise ConfigError(f"{key}.{sub}: must be >= 0")
         for i, b in enumerate(net.optimizer.betas):
             if not 0.0 <= b < 1.0:
