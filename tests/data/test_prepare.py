@@ -207,6 +207,17 @@ def test_one_shared_patient_id_leaves_splits_empty_with_a_warning(tmp_path: Path
     assert prepare_dataset(tmp_path / "src", tmp_path / "f", group_by="folder")["empty_splits"] == []
 
 
+def test_nothing_to_prepare_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "png" / "p1").mkdir(parents=True)
+    (tmp_path / "png" / "p1" / "slice.png").write_bytes(b"")
+    with pytest.raises(MrisrError, match=r"no scans .* found under .*1 PNG/JPEG/TIFF/NPY files were ignored"):
+        prepare_dataset(tmp_path / "png", tmp_path / "o1")
+    (tmp_path / "bad" / "p1").mkdir(parents=True)
+    (tmp_path / "bad" / "p1" / "x.dcm").write_bytes(b"garbage")
+    with pytest.raises(MrisrError, match=r"no volume prepared .* all 1 inputs skipped"):
+        prepare_dataset(tmp_path / "bad", tmp_path / "o2")
+
+
 def test_image_count_split_trims_to_exact_size(example_root: Path, tmp_path: Path) -> None:
     summary = prepare_dataset(example_root / "pediatric", tmp_path / "p", split="test=6,val=2,train=rest", split_unit="images")
     assert summary["splits"]["test"]["slices"] == 6 and summary["splits"]["test"]["patients"] == 2

@@ -424,6 +424,17 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _nothing_prepared(src: Path, skipped: Sequence[Skipped]) -> str:
+    """Why no volume came out of ``src``: every scan skipped, or none found (2D images are not scans here)."""
+    if skipped:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
+        return f"no volume prepared from {src}: all {len(skipped)} inputs skipped ({reasons}{' ...' if len(skipped) > 3 else ''})"
+    images = sum(1 for p in src.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy"))
+    hint = (f"; {images} PNG/JPEG/TIFF/NPY files were ignored (convert them: `mrisr convert IMG.png IMG.nii.gz`)"
+            if images else "")
+    return f"no scans (NIfTI files or DICOM series) found under {src}{hint}"
+
+
 def prepare_dataset(
     source: str | Path,
     out: str | Path,
@@ -476,6 +487,8 @@ def prepare_dataset(
         records.append(result)
         new += 1
     bar.close()
+    if not records:
+        raise MrisrError(_nothing_prepared(src, skipped))
 
     volumes, unused_patients = _assign(records, opts)
     manifest = Manifest(dst, {"source": str(src.resolve()), **opts.to_dict()}, volumes,
