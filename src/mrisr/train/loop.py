@@ -23,6 +23,7 @@ import json
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mrisr.errors import ConfigError, OutputExistsError
+from mrisr.errors import ConfigError, MrisrError, OutputExistsError
 from mrisr.io.atomic import atomic_write_text
 from mrisr.train import checkpoint as ckpt
 from mrisr.train import distributed as ddp
@@ -136,6 +137,36 @@ def load_run_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} (not a run folder)")
     return config_from_dict(yaml.safe_load(path.read_text()), overrides)
+
+
+# ------------------------------------------------------------------------------------------ divergence
+class TrainingDiverged(MrisrError):
+    """A loss or a weight became NaN/Inf: the run stops without writing a checkpoint of broken weights."""
+
+
+def nonfinite_losses(sums: dict[str, Tensor]) -> list[str]:
+    """Names of accumulated losses that are NaN/Inf (one host sync)."""
+    if not sums:
+        return []
+    names = list(sums)
+    finite = torch.isfinite(torch.stack([sums[k].reshape(()) for k in names])).tolist()
+    return [k for k, ok in zip(names, finite, strict=True) if not ok]
+
+
+def nonfinite_weights(module: nn.Module | None) -> list[str]:
+    if module is None:
+        return []
+    return [n for n, t in module.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def diverged_message(what: str, step: int, phase: str, run_dir: Path, cfg: TrainConfig) -> str:
+    last = ckpt.find_checkpoint(run_dir, "last")
+    kept = (f"checkpoints/last (step {ckpt.load_state(last)['step']}) is kept, resume from it with --resume "
+            f"{run_dir} --set ..." if last is not None else "no checkpoint was written")
+    lr = cfg.optim.generator.optimizer.lr
+    return (f"training diverged at step {step} (phase '{phase}'): {what} is NaN/Inf; {kept}; try a lower "
+            f"optim.*.optimizer.lr (generator: {lr:g}), optim.*.grad_clip, or run.precision=fp32")
 
 
 # ------------------------------------------------------------------------------------------ stop request
@@ -317,7 +348,7 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
         # A new run that fails before its first checkpoint leaves nothing behind (so the same --out
         # can be used again once the config is fixed).
         for run_dir, existed in created:
-            if ckpt.find_checkpoint(run_dir, "last") is None:
+            if ckpt.find_checkpoint(run_dir, "last") is None and not isinstance(sys.exc_info()[1], TrainingDiverged):
                 shutil.rmtree(run_dir, ignore_errors=True)
                 if existed:
                     run_dir.mkdir(parents=True, exist_ok=True)
@@ -489,6 +520,12 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         rng = ddp.all_gather_object(env, ckpt.capture_rng())
         if not env.is_main:
             return
+        for role, module in (("generator", g_plain), ("discriminator", d_plain),
+                             ("generator EMA", ema.shadow if ema is not None else None)):
+            bad = nonfinite_weights(module)
+            if bad:  # never replace a good checkpoint by broken weights
+                raise TrainingDiverged(diverged_message(f"{role} weight {bad[0]}", pos.step,
+                                                        schedule.at(pos.step - 1).phase.name, run_dir, cfg))
         state = {
             "step": pos.step,
             "position": dataclasses.asdict(pos),
@@ -586,7 +623,17 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                     loader_it = None
 
                 phase_end = pos.step == span.end
-                if pos.step % cfg.run.log_every == 0 or phase_end:
+                val_due = pos.step % cfg.validation.every == 0 or phase_end
+                log_due = pos.step % cfg.run.log_every == 0 or phase_end
+                if log_due or val_due or pos.step % cfg.checkpoint.every == 0:
+                    bad = nonfinite_losses(sums)  # before anything is logged or saved
+                    if ddp.any_rank(env, bool(bad)):
+                        if bad:
+                            log.scalars(pos.step, pos.epoch_float(spe[key]), span.phase.name, "train",
+                                        {k: float(sums[k]) for k in bad})
+                        raise TrainingDiverged(diverged_message(f"loss {', '.join(bad) or 'on another rank'}",
+                                                                pos.step, span.phase.name, run_dir, cfg))
+                if log_due:
                     values = {k: float(v) / counts[k] for k, v in sums.items()}  # the one host sync
                     values["lr_g"] = opt_g.param_groups[0]["lr"]
                     if opt_d is not None:
@@ -600,7 +647,6 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 meter.step_done(len(batch) * env.world_size)
                 stopping = ddp.any_rank(env, stop.requested) if (
                     not env.distributed or pos.step % cfg.run.log_every == 0 or phase_end) else False
-                val_due = pos.step % cfg.validation.every == 0 or phase_end
                 save_due = val_due or stopping or pos.step % cfg.checkpoint.every == 0
                 if save_due:
                     meter.pause()
