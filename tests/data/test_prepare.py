@@ -207,6 +207,23 @@ def test_one_shared_patient_id_leaves_splits_empty_with_a_warning(tmp_path: Path
     assert prepare_dataset(tmp_path / "src", tmp_path / "f", group_by="folder")["empty_splits"] == []
 
 
+def test_auto_grouping_puts_a_nifti_copy_with_its_dicom_patient(tmp_path: Path) -> None:
+    # PAT01/ holds a DICOM series (PatientID 12345) and a NIfTI of it: one patient, never two splits
+    from mrisr.data.discover import discover
+    from mrisr.data.phantoms import head_phantom
+    from mrisr.io import Volume, write_volume
+
+    vol = Volume(head_phantom((16, 16, 2), seed=0) * 1000, np.eye(4), {"patient_id": "12345", "modality": "MR"})
+    write_volume(vol, tmp_path / "PAT01" / "dicom")
+    write_volume(vol, tmp_path / "PAT01" / "t1.nii.gz")
+    for pid in ("888", "999"):  # a dump folder of several patients is not merged
+        write_volume(vol.with_data(vol.data, patient_id=pid), tmp_path / "dump" / pid)
+    write_volume(vol, tmp_path / "dump" / "x.nii.gz")
+    got = {s.rel: s.patient for s in discover(tmp_path, group_by="auto").scans}
+    assert got == {"PAT01/dicom/": "12345", "PAT01/t1.nii.gz": "12345", "dump/888/": "888", "dump/999/": "999",
+                   "dump/x.nii.gz": "dump"}
+
+
 def test_nothing_to_prepare_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "png" / "p1").mkdir(parents=True)
     (tmp_path / "png" / "p1" / "slice.png").write_bytes(b"")

@@ -13,7 +13,8 @@ Rules (documented in the README, "Preparing data"):
 - Patient: ``group_by="dicom"`` uses the DICOM PatientID; ``"folder"`` the first folder under the
   source (a file lying directly in the source is its own patient); ``"regex"`` the ``patient`` group
   (else group 1, else the whole match) of ``patient_regex`` searched in the relative path; ``"auto"``
-  uses PatientID for DICOM when present and the folder otherwise.
+  uses PatientID for DICOM when present and the folder otherwise, except that a scan named by its folder
+  takes the PatientID of the DICOM series in the same top-level folder when they carry exactly one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mrisr.errors import ConfigError
@@ -195,8 +196,34 @@ def discover(
             )
         if dicoms:
             _dicom_folder(root, here, dicoms, masks, patients, unique_id, found)
+    if patients.group_by == "auto":
+        found.scans = _adopt_folder_patient_ids(root, found.scans)
     found.scans.sort(key=lambda s: s.rel)
     return found
+
+
+def _adopt_folder_patient_ids(root: Path, scans: list[ScanRef]) -> list[ScanRef]:
+    """``auto`` grouping: scans named by their folder (NIfTI, DICOM without PatientID) take the PatientID of
+    the DICOM series in the same top-level folder when those carry exactly one, so a NIfTI copy next to
+    its DICOM series cannot land in another split (a leak). Folders holding several PatientIDs (a DICOM
+    dump of many patients) are left alone."""
+    def folder(scan: ScanRef) -> str | None:
+        parts = scan.path.relative_to(root).parts
+        return parts[0] if len(parts) > 1 or (scan.kind == "dicom" and parts) else None
+
+    ids: dict[str, set[str]] = {}
+    for scan in scans:
+        key = folder(scan)
+        if key is not None and scan.patient != key:  # named by its PatientID
+            ids.setdefault(key, set()).add(scan.patient)
+    out = []
+    for scan in scans:
+        key = folder(scan)
+        named = ids.get(key or "", set())
+        if key is not None and scan.patient == key and len(named) == 1:
+            scan = replace(scan, patient=next(iter(named)))
+        out.append(scan)
+    return out
 
 
 def _dicom_folder(
