@@ -50,8 +50,12 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# The child restores Python's default SIGINT handler: a parent started in the background (nohup, CI
+# runners without job control) passes SIGINT down as ignored, and Python then never raises
+# KeyboardInterrupt, which is not what this test is about.
 _SLOW_WRITER = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from mrisr.io.atomic import atomic_path
 with atomic_path(Path(sys.argv[1]) / "series") as tmp:
