@@ -147,6 +147,19 @@ def test_bad_arguments(prepared: Path) -> None:
         SRDataset(prepared, "train", "bicubic:scale=2", dims=3, context_slices=1)
 
 
+def test_whole_volumes_smaller_than_the_factors_are_a_config_error(tmp_path: Path) -> None:
+    # a one-slice scan in a 3D dataset with through-plane degradation crashed in the FFT / a division
+    from mrisr.data.phantoms import head_phantom
+    from mrisr.io import Volume, write_volume
+
+    write_volume(Volume(head_phantom((16, 16, 1), seed=0), np.eye(4)), tmp_path / "s" / "p1" / "a.nii.gz")
+    prepare_dataset(tmp_path / "s", tmp_path / "o", split="train=1.0")
+    with pytest.raises(ConfigError, match=r"1 volume\(s\) of split 'train' are smaller .* \(2, 2, 2\) \(p1__a\)"):
+        SRDataset(tmp_path / "o", "train", "kspace:scale=2,axes=all", dims=3)
+    s = SRDataset(tmp_path / "o", "train", "slice:scale=2", dims=3, patch_size=4)[0]  # padded patch: fine
+    assert s.hr.shape == (1, 4, 4, 4) and s.lr.shape == (1, 2, 4, 4)
+
+
 def test_collate_refuses_mixed_shapes() -> None:
     a = Sample(torch.zeros(1, 4, 4), torch.zeros(1, 8, 8), "a", 0)
     b = Sample(torch.zeros(1, 5, 4), torch.zeros(1, 10, 8), "b", 0)

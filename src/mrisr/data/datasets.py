@@ -206,7 +206,21 @@ class SRDataset(_PreparedDataset):
             )
         self.volume_keys = [_key(v.record.volume_id) for v in self.volumes]
         self.items = self._index()
+        self._check_sizes()
         self._init_shared()
+
+    def _check_sizes(self) -> None:
+        """Whole slices/volumes (no patch size to pad to) must hold at least one block of the factors."""
+        if self.patch_size is not None or not len(self.items):
+            return
+        small = sorted({self.volumes[int(r[0])].record.volume_id for r in self.items
+                        if any(n < f for n, f in zip(r[8 - self.dims:], self.factors, strict=True))})
+        if small:
+            raise ConfigError(
+                f"{len(small)} volume(s) of split {self.split!r} are smaller than the degradation's factors "
+                f"{self.factors} ({', '.join(small[:3])}{' ...' if len(small) > 3 else ''}); give a patch_size "
+                "(zero-padded) or leave them out of the prepared data"
+            )
 
     # -- index --------------------------------------------------------------------------------------
     def _index(self) -> np.ndarray:
