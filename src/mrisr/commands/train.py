@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out:
             raise ConfigError("--out and --resume exclude each other (a resumed run keeps its folder)")
-        cfg = load_run_config(Path(args.resume), args.overrides)
+        cfg = load_run_config(Path(args.resume), args.overrides, config=args.config)
     elif args.config:
         cfg = load_config(args.config, args.overrides)
     else:

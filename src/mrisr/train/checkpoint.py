@@ -174,7 +174,10 @@ def load_weights_into(module: nn.Module, model_file: Path) -> dict[str, Any]:
     try:
         module.load_state_dict(loaded.state_dict())
     except RuntimeError as exc:
-        raise ConfigError(f"{model_file}: weights do not fit this network: {str(exc).splitlines()[0]}") from None
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines[1:]), lines[0] if lines else "")
+        raise ConfigError(f"{model_file}: weights do not fit this network (was model.*.args changed?): "
+                          f"{detail[:300]}") from None
     return meta
 
 

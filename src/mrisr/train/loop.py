@@ -129,14 +129,53 @@ def new_run_dir(cfg: TrainConfig, out: str | None, config_path: str | None) -> P
     return p
 
 
-def load_run_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
-    """The snapshot of a run folder (for ``--resume``), with optional overrides (e.g. more steps)."""
+def load_run_config(run_dir: Path, overrides: list[str], config: str | None = None) -> TrainConfig:
+    """The snapshot of a run folder (for ``--resume``), with optional overrides (e.g. more steps).
+
+    ``config``: the YAML the user also named, if any; it must equal the snapshot (a run continues with
+    its own config; changes go through ``--set``), else a ConfigError names the first differing key.
+    """
     import yaml
+
+    from mrisr.train.config import config_to_dict, load_config
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} (not a run folder)")
-    return config_from_dict(yaml.safe_load(path.read_text()), overrides)
+    try:
+        cfg = config_from_dict(yaml.safe_load(path.read_text()) or {}, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume {run_dir}: {CONFIG_FILE}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--resume {run_dir}: {CONFIG_FILE} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if config is not None:
+        diff = first_difference(config_to_dict(load_config(config, overrides)), config_to_dict(cfg))
+        if diff is not None:
+            key, given, kept = diff
+            raise ConfigError(f"--resume {run_dir}: {config} differs from the run's {CONFIG_FILE} at {key} "
+                              f"({given!r} vs {kept!r}); a run continues with its own config: leave out "
+                              f"{config} and change values with --set")
+    return cfg
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first key (dotted) where two plain config dicts differ, with both values; None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            sub = f"{key}.{k}" if key else str(k)
+            if k not in a or k not in b:
+                return sub, a.get(k), b.get(k)
+            d = first_difference(a[k], b[k], sub)
+            if d is not None:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            d = first_difference(x, y, f"{key}.{i}")
+            if d is not None:
+                return d
+        return None
+    return None if a == b else (key or "config", a, b)
 
 
 # ------------------------------------------------------------------------------------------ divergence
@@ -468,6 +507,11 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
             if scaler is not None and role in state["scalers"]:
                 scaler.load_state_dict(state["scalers"][role])
         pos = Position(**state["position"])
+        if pos.step >= total:
+            if env.is_main:
+                print(f"mrisr: {run_dir} is already complete ({pos.step}/{total} steps); nothing to do "
+                      "(train longer with --set phases.N.steps=... or a later phase)")
+            return run_dir
         best = Best(**state["best"])
         if best.metric != cfg.validation.metric:
             best = Best(cfg.validation.metric)
