@@ -162,8 +162,9 @@ class PhaseConfig:
     (one step = one batch): "4:1" updates G every step and D every 4th step (the pediatric study);
     "1:5" updates D every step and G every 5th (WGAN critic iterations). Within a cycle the less
     frequently trained network updates on the cycle's last steps, after the other.
-    ``adversarial``: vanilla, lsgan, hinge, wgan or relativistic (needed when D trains or a loss term
-    is ``adversarial``); ``gp_weight``: gradient penalty on the discriminator (WGAN-GP: 10).
+    ``adversarial``: vanilla, lsgan, hinge, wgan, relativistic or smooth_l1 (Smooth-L1 between the
+    discriminator's sigmoid probabilities and the 0/1 labels, the pediatric study's) (needed when D
+    trains or a loss term is ``adversarial``); ``gp_weight``: gradient penalty on the discriminator (WGAN-GP: 10).
     ``lr_scale``: multiplies both learning rates during the phase.
     ``data``: overrides of ``data`` keys for this phase (fine-tuning on a second dataset, e.g. heart
     crops after full images); a phase that changes the data starts a new epoch.
@@ -175,7 +176,7 @@ class PhaseConfig:
     train: list[NetworkRole] = field(default_factory=lambda: ["generator"])
     ratio: str = "1:1"
     losses: list[LossTerm] = field(default_factory=lambda: [LossTerm("l1")])
-    adversarial: Literal["vanilla", "lsgan", "hinge", "wgan", "relativistic"] | None = None
+    adversarial: Literal["vanilla", "lsgan", "hinge", "wgan", "relativistic", "smooth_l1"] | None = None
     gp_weight: float = 0.0
     lr_scale: float = 1.0
     data: dict[str, Any] = field(default_factory=dict)

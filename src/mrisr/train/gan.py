@@ -40,6 +40,23 @@ class Adversarial:
     g_needs_real: bool = False
 
 
+def smooth_l1_d_loss(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    """Smooth-L1 adversarial objective of the pediatric study, discriminator side: the discriminator's
+    probabilities (sigmoid of its logits) against the labels 1 (real) and 0 (generated)."""
+    import torch.nn.functional as F
+
+    p_real, p_fake = torch.sigmoid(real_out.float()), torch.sigmoid(fake_out.float())
+    return F.smooth_l1_loss(p_real, torch.ones_like(p_real)) + F.smooth_l1_loss(p_fake, torch.zeros_like(p_fake))
+
+
+def smooth_l1_g_loss(real_out: Tensor | None, fake_out: Tensor) -> Tensor:
+    """Generator side of :func:`smooth_l1_d_loss`: the probability of the generated image against 1."""
+    import torch.nn.functional as F
+
+    p_fake = torch.sigmoid(fake_out.float())
+    return F.smooth_l1_loss(p_fake, torch.ones_like(p_fake))
+
+
 @dataclass(frozen=True)
 class LossTerm:
     """One weighted term of the generator objective; ``fn`` is ``None`` for the adversarial term."""

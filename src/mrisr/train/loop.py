@@ -50,6 +50,8 @@ from mrisr.train.gan import (
     discriminator_losses,
     frozen,
     generator_losses,
+    smooth_l1_d_loss,
+    smooth_l1_g_loss,
 )
 from mrisr.train.optim import build_optimizer, set_lr
 from mrisr.train.plots import sample_grid
@@ -65,6 +67,8 @@ PLOT_INTERVAL_S = 300.0  # loss plots are redrawn at validations at most this of
 def build_adversarial(kind: str) -> Adversarial:
     from mrisr.losses.adversarial import discriminator_loss, generator_adversarial_loss, gradient_penalty
 
+    if kind == "smooth_l1":  # the pediatric study's objective (see mrisr.train.gan.smooth_l1_d_loss)
+        return Adversarial(kind=kind, d_loss=smooth_l1_d_loss, g_loss=smooth_l1_g_loss, penalty=gradient_penalty)
     return Adversarial(kind=kind, d_loss=functools.partial(discriminator_loss, kind),
                        g_loss=functools.partial(generator_adversarial_loss, kind), penalty=gradient_penalty,
                        g_needs_real=kind == "relativistic")
@@ -94,6 +98,9 @@ def build_loss_terms(phase: PhaseConfig, index: int, device: torch.device,
                     cache[ident] = VGG19FeatureLoss(**t.args).to(device).eval().requires_grad_(False)
                 except TypeError as exc:
                     raise ConfigError(f"{key}.args: {exc}") from None
+                except MrisrError as exc:  # weights missing or unreadable: say which term needs them
+                    where = f"{key}.args.weights_path" if "weights_path" in t.args else f"{key} (vgg19)"
+                    raise ConfigError(f"{where}: {exc}") from None
             terms.append(LossTerm(t.name, t.weight, cache[ident]))
             continue
         fn = PIXEL_LOSSES.get(t.name)
