@@ -56,6 +56,7 @@ def test_degrade_methods(tmp_path, scan, args, shape):
         # 12 slices cannot hold one 13-slice block: a clear error, not a crop to nothing
         (["--method", "slice", "--scale", "13"], "too small for factors (1, 1, 13): axis 2"),
         (["--method", "noise", "--snr", "10", "--scale", "2"], "--scale 2 has no effect on noise:snr=10"),
+        (["--scale", "2", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
     ],
 )
 def test_degrade_errors(tmp_path, scan, capsys, args, message):

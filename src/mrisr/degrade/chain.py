@@ -435,6 +435,8 @@ class Degradation:
         ``crop`` entry). The result's affine keeps the field of view; each step is appended to
         ``meta["history"]`` with its drawn parameters and the seed.
         """
+        if int(seed) < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed}")
         nd = spatial_ndim(vol)
         cropped = crop_to_multiple(vol, self.factors(nd))
         if cropped is not vol:
