@@ -145,6 +145,8 @@ def test_bad_arguments(prepared: Path) -> None:
         SRDataset(prepared, "nope", "bicubic:scale=2")
     with pytest.raises(ConfigError):
         SRDataset(prepared, "train", "bicubic:scale=2", dims=3, context_slices=1)
+    with pytest.raises(ConfigError, match="seed: a non-negative integer, got -1"):
+        SRDataset(prepared, "train", "bicubic:scale=2", seed=-1)
 
 
 def test_whole_volumes_smaller_than_the_factors_are_a_config_error(tmp_path: Path) -> None:

@@ -179,6 +179,8 @@ class SRDataset(_PreparedDataset):
         self.context_slices = int(context_slices)
         self.augment = bool(augment)
         self.seed = int(seed)
+        if self.seed < 0:  # numpy's SeedSequence takes non-negative entropy only
+            raise ConfigError(f"seed: a non-negative integer, got {seed!r}")
         if degrade_margin is not None and int(degrade_margin) < 0:
             raise ConfigError(f"degrade_margin: None or >= 0, got {degrade_margin!r}")
         self.degrade_margin = None if degrade_margin is None else int(degrade_margin)
