@@ -116,9 +116,9 @@ def save_checkpoint(run_dir: Path, networks: Mapping[str, NetworkRecord], state:
 
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
+    for stale in (*root.glob(".last.tmp-*"), *root.glob(".best.tmp-*")):  # left by a killed process
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".last.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         for stem, rec in networks.items():
