@@ -249,6 +249,8 @@ def test_patient_regex_and_unknown_options(example_root: Path, tmp_path: Path) -
         prepare_dataset(example_root / "cardiac", tmp_path / "d", resise=64)
     with pytest.raises(ConfigError, match="resize"):
         PrepareOptions(resize=(0, 3))
+    with pytest.raises(ConfigError, match="seed: a non-negative integer, got -1"):  # was numpy's ValueError
+        PrepareOptions(seed=-1)
 
 
 def test_make_example_data_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,6 +136,8 @@ class PrepareOptions:
             )
         if int(self.roi_margin) < 0:
             raise ConfigError(f"roi_margin: must be >= 0, got {self.roi_margin}")
+        if int(self.seed) < 0:
+            raise ConfigError(f"seed: a non-negative integer, got {self.seed}")
         if not 0 <= float(self.skip_empty) <= 1:
             raise ConfigError(f"skip_empty: a fraction in [0, 1], got {self.skip_empty}")
         if self.dtype not in ("float32", "float16"):
