@@ -270,7 +270,7 @@ def test_make_example_data_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "was not written by make-example-data" in capsys.readouterr().err
     assert (real / "pediatric" / "PAT1" / "scan.dcm").is_file()
     for bad, message in ((["--patients", "0"], "at least 1"), (["--pediatric-shape", "8x8"], "pediatric_shape"),
-                         (["--cardiac-shape", "0x8x1x1"], "cardiac_shape"),
+                         (["--cardiac-shape", "0x8x1x1"], "cardiac_shape"), (["--seed", "-1"], "non-negative"),
                          (["--pediatric-shape", "3000x3000x200"], "voxels per scan")):
         assert main(["make-example-data", str(tmp_path / "new"), *bad]) == 1
         assert message in capsys.readouterr().err

@@ -184,6 +184,8 @@ def make_example_data(
     """
     if int(n_patients) < 1:
         raise ConfigError(f"n_patients: at least 1, got {n_patients}")
+    if int(seed) < 0:
+        raise ConfigError(f"seed: a non-negative integer, got {seed}")
     for what, shape, n in (("pediatric_shape", pediatric_shape, 3), ("cardiac_shape", cardiac_shape, 4)):
         dims = [int(v) for v in shape]
         if len(dims) != n or min(dims[:2]) < 8 or min(dims) < 1:
