@@ -81,6 +81,8 @@ def test_errors(pair):
     ref, test = pair
     with pytest.raises(ValueError, match="differs"):
         score_arrays(ref, test[:-1])
+    with pytest.raises(ValueError, match="slice_axis must be 0, 1 or 2, got 7"):  # was taken modulo 3
+        score_arrays(np.ones((8, 8, 8)), np.ones((8, 8, 8)), slice_axis=7)
     with pytest.raises(ValueError, match="constant"):
         score_arrays(np.ones((8, 8)), np.ones((8, 8)))
     with pytest.raises(ValueError, match="empty"):

@@ -61,6 +61,8 @@ def score_arrays(
     if ref_a.shape != test_a.shape:
         raise ValueError(f"test shape {test_a.shape} differs from reference shape {ref_a.shape}")
     nsp = min(ref_a.ndim, 3) if spatial_ndim is None else spatial_ndim
+    if not -3 <= int(slice_axis) < 3:
+        raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
     dev = torch.device(device)
     ref = _frames(ref_a, nsp).to(dev)
     tst = _frames(test_a, nsp).to(dev)
