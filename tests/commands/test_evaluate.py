@@ -46,6 +46,19 @@ def test_protocol_prints_table_and_writes_results(tmp_path, hr_folder, capsys):
     assert main(["evaluate", str(hr_folder), "--methods", "nearest", "--out", str(out), "--quiet"]) == 1
 
 
+def test_protocol_chains_keep_their_own_scales(hr_folder, capsys):
+    # without --scale a chain's own scales are used (the default 2 conflicted with scale=3 steps);
+    # bare method names still default to x2
+    case = str(hr_folder / "case0.nii.gz")
+    assert main(["evaluate", case, "--degradation", "kspace:scale=2,axes=0;kspace:scale=3,axes=1",
+                 "--degradation", "bicubic", "--methods", "linear", "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "| kspace:scale=2,axes=0;kspace:scale=3,axes=1 | x2x3 | linear | 1 |" in table
+    assert "| bicubic | x2 | linear | 1 |" in table
+    assert main(["evaluate", case, "--degradation", "kspace:scale=3", "--scale", "2", "--quiet"]) == 1
+    assert "conflicts with --scale 2" in capsys.readouterr().err
+
+
 def test_protocol_is_reproducible_and_seeded(tmp_path, hr_folder, capsys):
     args = ["evaluate", str(hr_folder / "case1.nii.gz"), "--degradation", "kspace:scale=2;noise:snr=20",
             "--scale", "2", "--methods", "linear", "--quiet"]

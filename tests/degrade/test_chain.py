@@ -140,6 +140,11 @@ def test_steps_may_be_a_spec_string():
     assert build_degradation({"steps": "kspace:scale=2;noise:snr=20"}).spec == "kspace:scale=2;noise:snr=20.0"
 
 
+def test_default_scale_fills_only_missing_scales():
+    deg = build_degradation("kspace;bicubic:scale=3,axes=2", default_scale=2)
+    assert deg.spec == "kspace:scale=2;bicubic:scale=3,axes=2" and deg.factors(3) == (2, 2, 3)
+
+
 def test_scale_conflict():
     with pytest.raises(ConfigError, match="conflicts"):
         build_degradation("kspace:scale=2", scale=3)

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", help="test scan or folder (pair mode)")
     p.add_argument("--degradation", action="append",
                    help="degradation method or chain, repeatable (protocol mode; default kspace)")
-    p.add_argument("--scale", default="2", help="scale factor(s), e.g. 2 or 2,3,4 (protocol mode; default 2)")
+    p.add_argument("--scale", default=None, help="scale factor(s), e.g. 2 or 2,3,4 (protocol mode; default: "
+                   "the scales a --degradation chain gives, else 2)")
     p.add_argument("--methods", default=None,
                    help="comma-separated baselines and/or model names/paths (default: all baselines)")
     p.add_argument("--mask", default=None,
@@ -118,7 +119,7 @@ def _evaluate(args: argparse.Namespace, opts: ScoreOptions, settings: dict[str, 
         methods = [m.strip() for m in (args.methods or ",".join(BASELINES)).split(",") if m.strip()]
         methods = [m for m in BASELINES if m in methods] + [m for m in methods if m not in BASELINES]
         degradations = args.degradation or ["kspace"]
-        scales = parse_ints(args.scale, "--scale")
+        scales: list[int | None] = list(parse_ints(args.scale, "--scale")) if args.scale else [None]
         progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
         rows = evaluate_protocol(args.inputs, degradations, scales, methods, seed=args.seed, mask=args.mask,
                                  opts=opts, progress=progress, on_case=collector)

@@ -334,7 +334,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-def _make_step(method: str, raw: Mapping[str, Any], default_scale: int | None) -> Step:
+def _make_step(method: str, raw: Mapping[str, Any], default_scale: int | None, fill_scale: int | None = None) -> Step:
     name = str(method).strip().lower()
     if name not in STEPS:
         raise ConfigError(f"unknown degradation {method!r}; choose from {', '.join(STEPS)}")
@@ -346,6 +346,8 @@ def _make_step(method: str, raw: Mapping[str, Any], default_scale: int | None) -
             raise ConfigError(f"{name}: unknown parameter {key!r}; known: {', '.join(sorted(known))}")
         kwargs[key] = _CONVERTERS[key](f"{name}.{key}", value)
     if "scale" in known:
+        if "scale" not in kwargs and fill_scale is not None:
+            kwargs["scale"] = fill_scale
         if "scale" not in kwargs:
             if default_scale is None:
                 raise ConfigError(f"{name} needs a scale (e.g. {name}:scale=2)")
@@ -487,13 +489,15 @@ def _parse_obj(obj: Any) -> list[tuple[str, dict[str, Any]]]:
     raise ConfigError(f"cannot read degradation of type {type(obj).__name__}")
 
 
-def build_degradation(spec: str | Mapping[str, Any] | Sequence[Any], scale: int | None = None) -> Degradation:
+def build_degradation(spec: str | Mapping[str, Any] | Sequence[Any], scale: int | None = None, *,
+                      default_scale: int | None = None) -> Degradation:
     """Build a :class:`Degradation` from a spec string, a dict/list, YAML text or a ``.yaml`` file.
 
     Args:
         spec: see the module doc.
         scale: fills in ``scale`` for steps that do not give one (``--scale`` on the CLI); a step giving
             a different scale is an error.
+        default_scale: fills in ``scale`` for steps that do not give one; steps giving their own keep it.
 
     Raises:
         ConfigError: unknown method or parameter, bad value, missing scale.
@@ -514,7 +518,7 @@ def build_degradation(spec: str | Mapping[str, Any] | Sequence[Any], scale: int 
                 raise ConfigError(f"degradation YAML: {exc}") from None
         else:
             obj = text
-    steps = tuple(_make_step(name, params, scale) for name, params in _parse_obj(obj))
+    steps = tuple(_make_step(name, params, scale, default_scale) for name, params in _parse_obj(obj))
     if not steps:
         raise ConfigError("empty degradation spec")
     return Degradation(steps)

@@ -171,10 +171,22 @@ def _upscaler(method: str, device: str) -> Callable[[Volume, Sequence[int], int]
     return lambda vol, factors, scale: upscale_with_model(vol, method, scale=scale, device=device)
 
 
+def _chain(spec: str, scale: int | None) -> tuple[int | str, Any]:
+    """(scale label, Degradation): ``scale`` fills steps without one (a conflicting step is an error);
+    ``None`` keeps the steps' own scales (2 where a step gives none), labelled by the chain's factors."""
+    from mrisr.degrade.chain import build_degradation
+
+    if scale is not None:
+        return scale, build_degradation(spec, scale=scale)
+    deg = build_degradation(spec, default_scale=2)
+    factors = sorted({f for f in deg.factors(3) if f > 1}) or [1]
+    return (factors[0] if len(factors) == 1 else "x".join(map(str, factors))), deg
+
+
 def evaluate_protocol(
     inputs: Sequence[str | Path],
     degradations: Sequence[str],
-    scales: Sequence[int],
+    scales: Sequence[int | None],
     methods: Sequence[str],
     *,
     seed: int = 0,
@@ -194,7 +206,6 @@ def evaluate_protocol(
     """
     import time
 
-    from mrisr.degrade.chain import build_degradation
     from mrisr.degrade.grid import crop_to_multiple
 
     opts = opts or ScoreOptions()
@@ -204,7 +215,7 @@ def evaluate_protocol(
             if name in cases:
                 raise InputError(f"two inputs are named {name!r}: {cases[name]} and {path}")
             cases[name] = path
-    chains = [(spec, s, build_degradation(spec, scale=s)) for spec in degradations for s in scales]
+    chains = [(spec, *_chain(spec, s)) for spec in degradations for s in scales]
     upscalers = {m: _upscaler(m, opts.device) for m in methods}
     rows: list[dict[str, Any]] = []
     for name, path in cases.items():
@@ -220,7 +231,7 @@ def evaluate_protocol(
             first = len(rows)
             for method in methods:
                 t0 = time.perf_counter()
-                sr = upscalers[method](lr, factors, scale)
+                sr = upscalers[method](lr, factors, max(factors))
                 if sr.shape != hr.shape:
                     raise MrisrError(f"{method} returned shape {sr.shape} for {name}, expected {hr.shape}")
                 scores = _score(hr, sr, m, opts, name)
