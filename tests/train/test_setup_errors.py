@@ -73,3 +73,20 @@ def test_a_crash_before_the_first_checkpoint_removes_the_run_folder(
         loop.train(cfg, out=str(out))
     # the same --out works again: absent, or the empty folder the user made
     assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
+
+
+def test_generator_scale_must_match_the_degradation(prepared: dict[str, str], tmp_path: Path) -> None:
+    _fails(prepared, tmp_path, ["data.degradation=bicubic:scale=2", "model.generator.args.scale=4",
+                                "data.patch_size=32"],
+           r"model\.generator\.args\.scale: the generator upscales by \(4, 4\) but the degradation "
+           r"'bicubic:scale=2' gives low-resolution inputs \(2, 2\)")
+
+
+def test_init_from_another_architecture_names_both(prepared: dict[str, str], tmp_path: Path) -> None:
+    from mrisr.models.modelfile import save_model_file
+    from mrisr.models.registry import REGISTRY, build_model
+
+    other = tmp_path / "fast.safetensors"
+    save_model_file(other, build_model("fast", **{**REGISTRY["fast"].tiny, "scale": 2}))
+    _fails(prepared, tmp_path, [f"init.generator={other}"],
+           r"init\.generator: .*weights do not fit this network .*it holds a fast, this network is a srresnet")

@@ -176,8 +176,12 @@ def load_weights_into(module: nn.Module, model_file: Path) -> dict[str, Any]:
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = next((ln for ln in lines[1:]), lines[0] if lines else "")
-        raise ConfigError(f"{model_file}: weights do not fit this network (was model.*.args changed?): "
-                          f"{detail[:300]}") from None
+        theirs, ours = meta.get("arch"), getattr(module, "mrisr_arch", None)
+        if theirs and ours and theirs != ours:
+            detail = f"it holds a {theirs}, this network is a {ours}"
+        elif len(detail) > 300:
+            detail = detail[:300] + " ..."
+        raise ConfigError(f"{model_file}: weights do not fit this network (same name, other args?): {detail}") from None
     return meta
 
 

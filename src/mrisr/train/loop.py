@@ -472,6 +472,14 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         dims = getattr(g_plain, "spatial_dims", None)
         if dims is not None and dims != dcfg.dims:
             raise ConfigError(f"data.dims: {dcfg.dims}D data for a {dims}D generator ({cfg.model.generator.name})")
+    for key, ds in train_sets.items():  # one sample tells the LR -> HR factors per tensor axis
+        g_factors = getattr(g_plain, "factors", None)
+        sample = ds[0]
+        got = tuple(h // max(1, lr) for h, lr in zip(sample.hr.shape[1:], sample.lr.shape[1:], strict=True))
+        if g_factors is not None and tuple(g_factors) != got:
+            what = "data.lr_root" if datas[key].lr_root else f"the degradation {datas[key].degradation!r}"
+            raise ConfigError(f"model.generator.args.scale: the generator upscales by {tuple(g_factors)} but "
+                              f"{what} gives low-resolution inputs {got} times smaller (per axis)")
     if last is None:
         for role, module in (("generator", g_plain), ("discriminator", d_plain)):
             ref = getattr(cfg.init, role)
@@ -479,7 +487,10 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
                 if module is None:
                     raise ConfigError(f"init.{role}: the run has no {role}")
                 src = ckpt.resolve_init(ref, role, cfg.init.which)
-                ckpt.load_weights_into(module, src)
+                try:
+                    ckpt.load_weights_into(module, src)
+                except ConfigError as exc:
+                    raise ConfigError(f"init.{role}: {exc}") from None
                 if env.is_main:
                     print(f"mrisr: {role} initialised from {src}")
     ema = EMA(g_plain) if cfg.ema.decay > 0 else None
