@@ -90,3 +90,9 @@ def test_init_from_another_architecture_names_both(prepared: dict[str, str], tmp
     save_model_file(other, build_model("fast", **{**REGISTRY["fast"].tiny, "scale": 2}))
     _fails(prepared, tmp_path, [f"init.generator={other}"],
            r"init\.generator: .*weights do not fit this network .*it holds a fast, this network is a srresnet")
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "a/b", ".."])
+def test_run_name_is_not_a_path(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^run\.name: .*--out"):
+        config_from_dict(small_gan("x", SUP), [f"run.name={name}"])

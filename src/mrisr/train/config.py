@@ -473,6 +473,8 @@ def check_config(cfg: TrainConfig) -> None:
 
     if not cfg.phases:
         raise ConfigError("phases: at least one phase is required")
+    if any(c in cfg.run.name for c in "/\\") or cfg.run.name in (".", ".."):
+        raise ConfigError(f"run.name: {cfg.run.name!r} is a name, not a path (use --out for the run folder)")
     names = set()
     for i, ph in enumerate(cfg.phases):
         key = f"phases.{i}"
