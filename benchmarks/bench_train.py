@@ -121,6 +121,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--data", type=Path, help="a prepared folder to use instead of synthetic patients")
     args = ap.parse_args()
+    # mrisr train excludes its first min(10, steps // 5) steps from its throughput; time the same steps
+    total = args.warmup + args.steps
+    trainer_warmup = min(10, total // 5)
+    if args.warmup != trainer_warmup:
+        print(f"note: mrisr train warms up for {trainer_warmup} of {total} steps; timing "
+              f"{total - trainer_warmup} steps after {trainer_warmup} in both loops")
+        args.warmup, args.steps = trainer_warmup, total - trainer_warmup
     if args.threads:
         torch.set_num_threads(args.threads)
     model_args = json.loads(args.model_args)
