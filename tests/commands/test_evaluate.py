@@ -115,6 +115,31 @@ def test_constant_reference_and_empty_mask_name_the_case(tmp_path, capsys):
     assert "img: cannot score: mask is empty" in capsys.readouterr().err
 
 
+def test_pairs_on_the_same_grid_in_another_axis_order_are_matched(tmp_path, capsys):
+    # a DICOM series can read back with the slice axis reversed (same grid, other layout): scoring it
+    # voxel by voxel against the NIfTI gave ~18 dB for identical images
+    data = head_phantom((20, 18, 6), seed=0) * 100.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    write_volume(Volume(data, affine), tmp_path / "ref.nii.gz")
+    flipped = affine.copy()
+    flipped[:3, 2] *= -1
+    flipped[:3, 3] = affine[:3, :3] @ [0, 0, 5] + affine[:3, 3]
+    write_volume(Volume(data[:, :, ::-1], flipped), tmp_path / "test.nii.gz")
+    write_volume(Volume((data[:, :, ::-1] > 30).astype(np.float32), flipped), tmp_path / "mask.nii.gz")
+    assert main(["evaluate", "--reference", str(tmp_path / "ref.nii.gz"), "--test", str(tmp_path / "test.nii.gz"),
+                 "--mask", str(tmp_path / "mask.nii.gz")]) == 0
+    assert "| - | - | test | 1 | inf | 1.0000 |" in capsys.readouterr().out
+
+
+def test_protocol_mask_file_is_cropped_with_the_reference(tmp_path, capsys):
+    data = head_phantom((21, 19, 6), seed=1) * 100.0  # odd sizes: cropped to 20 x 18 for x2
+    write_volume(Volume(data, np.eye(4)), tmp_path / "img.nii.gz")
+    write_volume(Volume((data > 30).astype(np.float32), np.eye(4)), tmp_path / "m.nii.gz")
+    assert main(["evaluate", str(tmp_path / "img.nii.gz"), "--scale", "2", "--methods", "linear",
+                 "--mask", str(tmp_path / "m.nii.gz"), "--quiet"]) == 0
+    assert "| kspace | x2 | linear | 1 |" in capsys.readouterr().out
+
+
 def test_unknown_model_method_is_a_clear_error(hr_folder, capsys):
     assert main(["evaluate", str(hr_folder / "case0.nii.gz"), "--methods", "bicubic,no_such_model", "--quiet"]) == 1
     assert "no_such_model" in capsys.readouterr().err

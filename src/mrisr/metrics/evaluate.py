@@ -97,7 +97,26 @@ def list_cases(path: str | Path) -> dict[str, Path]:
     return cases
 
 
-def _mask_for(mask: str | None, case: str, reference: np.ndarray, spatial: int) -> np.ndarray | None:
+def on_reference_grid(vol: Volume, ref_affine: np.ndarray) -> Volume:
+    """``vol`` with its voxel axes permuted/flipped into the layout of ``ref_affine`` when that maps it onto the
+    same grid (a DICOM series read back in the opposite slice order, a NIfTI saved RAS vs LPS...), else as is.
+
+    Scores compare voxel by voxel, so two files of the same grid stored in different axis orders must be
+    brought into one layout first; otherwise a perfect result scores like noise.
+    """
+    if len(vol.spatial_shape) != 3 or np.allclose(vol.affine, ref_affine, atol=1e-3):
+        return vol
+    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+
+    t = ornt_transform(io_orientation(vol.affine), io_orientation(ref_affine))
+    affine = vol.affine @ inv_ornt_aff(t, vol.spatial_shape)
+    if not np.allclose(affine, ref_affine, atol=1e-3):
+        return vol
+    return Volume(np.ascontiguousarray(apply_orientation(vol.data, t)), affine, vol.meta)
+
+
+def _mask_for(mask: str | None, case: str, reference: np.ndarray, spatial: int,
+              ref_affine: np.ndarray | None = None) -> np.ndarray | None:
     """None, the automatic foreground of the reference, or a mask file (folder: matched by case name)."""
     if mask is None or mask == "none":
         return None
@@ -106,7 +125,8 @@ def _mask_for(mask: str | None, case: str, reference: np.ndarray, spatial: int) 
     path = Path(mask) if Path(mask).is_file() else list_cases(mask).get(case)
     if path is None:
         raise InputError(f"no mask named {case!r} in {mask}")
-    data = read_volume(path).data
+    mvol = read_volume(path)
+    data = (mvol if ref_affine is None else on_reference_grid(mvol, ref_affine)).data
     if data.shape != reference.shape and data.shape != reference.shape[:spatial]:
         raise InputError(f"mask {path} has shape {data.shape}, the reference {reference.shape}")
     return data > 0
@@ -145,12 +165,13 @@ def evaluate_pairs(
     rows = []
     for name, rp, tp in pairs:
         t0 = time.perf_counter()
-        ref, tst = read_volume(rp), read_volume(tp)
+        ref = read_volume(rp)
+        tst = on_reference_grid(read_volume(tp), ref.affine)
         if ref.shape != tst.shape:
             raise InputError(f"{name}: test shape {tst.shape} differs from reference shape {ref.shape}")
         if not np.allclose(ref.affine, tst.affine, atol=1e-3):
             log.warning("%s: test and reference affines differ (different grids?)", name)
-        m = _mask_for(mask, name, ref.data, len(ref.spatial_shape))
+        m = _mask_for(mask, name, ref.data, len(ref.spatial_shape), ref.affine)
         scores = _score(ref, tst, m, opts, name)
         rows.append({"case": name, "degradation": "", "scale": "", "method": method, **scores,
                      "mask": mask or "none", "seconds": round(time.perf_counter() - t0, 3)})
@@ -222,11 +243,15 @@ def evaluate_protocol(
         vol = read_volume(path)
         nd = len(vol.spatial_shape)
         case_seed = seed + zlib.crc32(name.encode())
+        file_mask = None if mask in (None, "none", "auto") else _mask_for(mask, name, vol.data, nd, vol.affine)
         for spec, scale, deg in chains:
             factors = deg.factors(nd)
             hr = crop_to_multiple(vol, factors)
             lr = deg(hr, case_seed)
-            m = _mask_for(mask, name, hr.data, nd)
+            if file_mask is None:
+                m = _mask_for(mask, name, hr.data, nd)
+            else:  # cropped like the reference
+                m = crop_to_multiple(Volume(file_mask.astype(np.float32), vol.affine), factors).data > 0
             outputs: dict[str, Volume] = {}
             first = len(rows)
             for method in methods:
