@@ -82,6 +82,9 @@ def test_upscale_all_axes_and_errors(tmp_path, scan, capsys):
     assert read_volume(out).shape == (96, 80, 24)
     assert main(["upscale", str(scan), str(tmp_path / "b.nii.gz"), "--method", "linear"]) == 1
     assert "--scale is required" in capsys.readouterr().err
+    assert main(["upscale", str(scan), str(tmp_path / "b.nii.gz"), "--method", "linear", "--scale", "2",
+                 "--axis", "0"]) == 1  # was silently ignored
+    assert "--axis applies to --model" in capsys.readouterr().err
     assert main(["upscale", str(scan), str(tmp_path / "c.nii.gz"), "--model", str(tmp_path / "missing")]) == 1
     assert "error" in capsys.readouterr().err
 

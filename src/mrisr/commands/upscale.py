@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.method:
         if args.scale is None:
             raise ConfigError("--scale is required with --method")
+        if args.axis is not None:
+            raise ConfigError("--axis applies to --model (a 2D network's slice axis); use --axes with --method")
         axes = resolve_axes(parse_axes(args.axes, "--axes"), nd)
         out = upscale_volume(vol, axis_factors(nd, axes, args.scale), args.method)
         how = f"{args.method} x{args.scale} on axes {','.join(map(str, axes))}"
