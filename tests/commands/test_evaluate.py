@@ -93,6 +93,8 @@ def test_pairs_mode_errors(tmp_path, hr_folder, capsys):
     assert main(["evaluate", "--reference", str(hr_folder), "--test", str(other)]) == 1
     assert "no test scan for reference case(s): case1, case2" in capsys.readouterr().err
     assert main(["evaluate", "--reference", str(hr_folder)]) == 1
+    assert main(["evaluate", "--reference", str(hr_folder), "--test", str(hr_folder), "--scale", "2"]) == 1
+    assert "not both" in capsys.readouterr().err  # --scale belongs to protocol mode (was ignored)
     assert main(["evaluate"]) == 1
     small = tmp_path / "small.nii.gz"
     write_volume(Volume(np.ones((8, 8, 4)), np.eye(4)), small)

@@ -109,8 +109,8 @@ def _evaluate(args: argparse.Namespace, opts: ScoreOptions, settings: dict[str, 
     if args.reference or args.test:
         if not (args.reference and args.test):
             raise ConfigError("pair mode needs both --reference and --test")
-        if args.inputs or args.degradation or args.methods:
-            raise ConfigError("give either --reference/--test or inputs with --degradation/--methods, not both")
+        if args.inputs or args.degradation or args.methods or args.scale:
+            raise ConfigError("give either --reference/--test or inputs with --degradation/--scale/--methods, not both")
         rows = evaluate_pairs(args.reference, args.test, args.mask, opts, on_case=collector)
         settings.update(mode="pairs", reference=args.reference, test=args.test)
     else:
