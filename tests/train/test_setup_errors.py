@@ -96,3 +96,17 @@ def test_init_from_another_architecture_names_both(prepared: dict[str, str], tmp
 def test_run_name_is_not_a_path(name: str) -> None:
     with pytest.raises(ConfigError, match=r"^run\.name: .*--out"):
         config_from_dict(small_gan("x", SUP), [f"run.name={name}"])
+
+
+def test_out_must_be_a_new_or_empty_folder(prepared: dict[str, str], tmp_path: Path) -> None:
+    from mrisr.errors import OutputExistsError
+
+    cfg = config_from_dict(small_gan(prepared["data/prepared/pediatric"], SUP))
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        loop.train(cfg, out=str(tmp_path / "file"))
+    with pytest.raises(OutputExistsError, match="--resume"):
+        loop.train(cfg, out=str(tmp_path / "full"))
+    assert (tmp_path / "file").read_text() == "x" and [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]

@@ -123,6 +123,8 @@ def new_run_dir(cfg: TrainConfig, out: str | None, config_path: str | None) -> P
     """``--out`` (must not hold a run yet) or ``runs/<name>-<timestamp>``."""
     if out:
         p = Path(out)
+        if p.exists() and not p.is_dir():
+            raise OutputExistsError(f"--out {p}: is a file, not a folder")
         if p.exists() and any(p.iterdir()):
             raise OutputExistsError(f"{p} is not empty (continue it with --resume {p}, or choose another --out)")
         return p
