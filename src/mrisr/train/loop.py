@@ -581,15 +581,16 @@ def _train(cfg: TrainConfig, env: ddp.DistEnv, out: str | None, resume: str | No
         return recs
 
     def save(also_best: bool) -> None:
-        rng = ddp.all_gather_object(env, ckpt.capture_rng())
-        if not env.is_main:
-            return
+        # every rank checks (DDP keeps the weights identical), so all stop together
         for role, module in (("generator", g_plain), ("discriminator", d_plain),
                              ("generator EMA", ema.shadow if ema is not None else None)):
             bad = nonfinite_weights(module)
             if bad:  # never replace a good checkpoint by broken weights
                 raise TrainingDiverged(diverged_message(f"{role} weight {bad[0]}", pos.step,
                                                         schedule.at(pos.step - 1).phase.name, run_dir, cfg))
+        rng = ddp.all_gather_object(env, ckpt.capture_rng())
+        if not env.is_main:
+            return
         state = {
             "step": pos.step,
             "position": dataclasses.asdict(pos),
