@@ -27,6 +27,19 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
+def epoch_means(xs: np.ndarray, ys: np.ndarray) -> list[tuple[float, float]]:
+    """Per-epoch means of logged values at fractional epochs ``xs`` (a value logged at x averages the
+    steps just before x, so x in (e, e + 1] belongs to epoch e). Each mean is placed at the epoch's end,
+    or at its last logged point while the epoch is incomplete."""
+    epoch = np.maximum(np.ceil(xs - 1e-9).astype(int) - 1, 0)
+    out = []
+    for e in np.unique(epoch):
+        sel = epoch == e
+        end = float(xs[sel].max())
+        out.append((float(e + 1) if end >= e + 1 - 1e-9 else end, float(ys[sel].mean())))
+    return out
+
+
 def plot_losses(rows: Sequence[tuple[float, str, float]], out_dir: Path) -> list[Path]:
     """``rows``: (epoch, loss name, value) of the training log. Writes ``losses_generator.png`` (``g_*``)
     and ``losses_discriminator.png`` (``d_*``) with one line per loss: the logged values against the
@@ -45,9 +58,7 @@ def plot_losses(rows: Sequence[tuple[float, str, float]], out_dir: Path) -> list
         for name, pts in sorted(series.items()):
             xs, ys = np.array(pts).T
             (line,) = ax.plot(xs, ys, label=name, linewidth=1)
-            whole = np.floor(xs).astype(int)
-            means = [(e + 1, ys[whole == e].mean()) for e in np.unique(whole)]
-            ax.plot(*np.array(means).T, "o", color=line.get_color(), markersize=3)
+            ax.plot(*np.array(epoch_means(xs, ys)).T, "o", color=line.get_color(), markersize=3)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(f"{title} losses")
