@@ -22,6 +22,7 @@ SUP = [{"name": "sup", "steps": 2, "losses": [{"name": "l1"}]}]
     ("validation.max_samples=0", "validation.max_samples"),
     ("validation.batch_size=0", "validation.batch_size"),
     ("data.num_workers=-1", "data.num_workers"),
+    ("run.seed=-1", "run.seed"),
     ("optim.generator.grad_clip=0", "optim.generator.grad_clip"),
     ("phases.0.lr_scale=0", "phases.0.lr_scale"),
 ])

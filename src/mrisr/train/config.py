@@ -514,7 +514,7 @@ def check_config(cfg: TrainConfig) -> None:
                       else cfg.validation.max_samples)):
         if val <= 0:
             raise ConfigError(f"{sub}: must be positive")
-    for sub, val in (("data.num_workers", cfg.data.num_workers), ("data.context_slices", cfg.data.context_slices),
+    for sub, val in (("run.seed", cfg.run.seed), ("data.num_workers", cfg.data.num_workers), ("data.context_slices", cfg.data.context_slices),
                      ("validation.grid_samples", cfg.validation.grid_samples), ("ema.start_step", cfg.ema.start_step)):
         if val < 0:
             raise ConfigError(f"{sub}: must be >= 0")
