@@ -126,16 +126,23 @@ def test_3d_items(prepared: Path) -> None:
     ds = SRDataset(prepared, "test", "bicubic:scale=2", patch_size=(2, 16, 16), dims=3, augment=True)
     assert len(ds) == 5  # one per frame of the single test patient
     s = ds[0]
-    assert s.hr.shape == (1, 2, 16, 16) and s.lr.shape == (1, 2, 8, 8)
+    # patch_size is (slices, rows, columns); samples leave in volume order (X, Y, Z), slices last
+    assert s.hr.shape == (1, 16, 16, 2) and s.lr.shape == (1, 8, 8, 2)
     thick = SRDataset(prepared, "test", "slice:scale=2", patch_size=None, dims=3)
-    assert thick[0].lr.shape == (1, 2, 48, 48) and thick[0].hr.shape == (1, 4, 48, 48)
+    assert thick[0].lr.shape == (1, 48, 48, 2) and thick[0].hr.shape == (1, 48, 48, 4)
+    # thick slices degrade the slice axis only: an anisotropic 3D generator (factors (1, 1, 2)) fits
+    from mrisr.models import build_model
+
+    gen = build_model("resnet3d", scale=2, anisotropic=True, channels=4, n_blocks=1)
+    assert tuple(gen.factors) == (1, 1, 2)
+    assert gen(thick[0].lr[None]).shape == thick[0].hr[None].shape
 
 
 def test_prepared_3d_patches_are_items(example_root: Path, tmp_path: Path) -> None:
     prepare_dataset(example_root / "cardiac", tmp_path / "p", patch3d=(2, 16, 16), split="train=1.0")
     ds = SRDataset(tmp_path / "p", "train", "bicubic:scale=2", dims=3)
     assert len(ds) == 4 * 5 * 2 * 2 * 2  # patients x frames x (2 x 2 x 2) patch grid of a 4x32x32 stack
-    assert ds[0].hr.shape == (1, 2, 16, 16)
+    assert ds[0].hr.shape == (1, 16, 16, 2)
 
 
 def test_bad_arguments(prepared: Path) -> None:
@@ -159,13 +166,13 @@ def test_whole_volumes_smaller_than_the_factors_are_a_config_error(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"1 volume\(s\) of split 'train' are smaller .* \(2, 2, 2\) \(p1__a\)"):
         SRDataset(tmp_path / "o", "train", "kspace:scale=2,axes=all", dims=3)
     s = SRDataset(tmp_path / "o", "train", "slice:scale=2", dims=3, patch_size=4)[0]  # padded patch: fine
-    assert s.hr.shape == (1, 4, 4, 4) and s.lr.shape == (1, 2, 4, 4)
+    assert s.hr.shape == (1, 4, 4, 4) and s.lr.shape == (1, 4, 4, 2)  # slice axis last
 
 
 def test_collate_refuses_mixed_shapes() -> None:
     a = Sample(torch.zeros(1, 4, 4), torch.zeros(1, 8, 8), "a", 0)
     b = Sample(torch.zeros(1, 5, 4), torch.zeros(1, 10, 8), "b", 0)
-    with pytest.raises(ValueError, match="patch_size"):
+    with pytest.raises(ConfigError, match="patch_size"):
         collate_samples([a, b])
 
 

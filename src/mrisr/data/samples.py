@@ -8,15 +8,17 @@ from typing import Any
 
 import torch
 
+from mrisr.errors import ConfigError
+
 
 @dataclass
 class Sample:
     """One low-/high-resolution pair.
 
     Attributes:
-        lr: ``(C, h, w)`` or ``(C, d, h, w)`` float32; ``C = 1 + 2 * context_slices`` (the centre slice
+        lr: ``(C, h, w)`` or, 3D, ``(C, h, w, d)`` float32; ``C = 1 + 2 * context_slices`` (the centre slice
             is channel ``context_slices``), values about [0, 1].
-        hr: ``(1, H, W)`` or ``(1, D, H, W)`` float32 in [0, 1], the target.
+        hr: ``(1, H, W)`` or, 3D, ``(1, H, W, D)`` (volume order, slice axis last) float32 in [0, 1], the target.
         volume_id: the prepared volume it comes from (manifest ``volume_id``).
         slice_index: slice index ``s`` in the stored stack (2D), or the patch's first slice (3D).
         data_range: the intensity range of ``hr`` for PSNR/SSIM (1.0 for prepared data).
@@ -61,13 +63,14 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     """Stack samples of equal shapes into a :class:`Batch` (the ``collate_fn`` for ``DataLoader``).
 
     Raises:
-        ValueError: shapes differ (use a ``patch_size``, or ``crop`` when preparing, to batch > 1).
+        ConfigError: shapes differ (use a ``patch_size``, or ``crop`` when preparing, to batch > 1); a
+            user's configuration problem, so the CLI shows it as one line.
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
     shapes = {(tuple(s.lr.shape), tuple(s.hr.shape)) for s in samples}
     if len(shapes) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"samples of different shapes cannot be batched: {sorted(shapes)}; set patch_size (or prepare with crop)"
         )
     return Batch(
