@@ -208,3 +208,18 @@ def test_description_suffix_not_stacked_and_fits_64_chars(tmp_path):
     (out,) = _read_all(tmp_path / "d")
     assert len(out.SeriesDescription) <= 64
     assert out.SeriesDescription.count("[mrisr") == 1
+
+
+def test_slice_thickness_of_a_simulated_thick_slice_series(tmp_path, phantom3d):
+    from mrisr.degrade.chain import build_degradation
+
+    # phantom3d: 2.5 mm slice spacing; 3 slices into one with a 1-slice gap -> 5 mm profile, 7.5 mm spacing
+    lr = build_degradation("slice:scale=3,gap=1")(phantom3d, seed=0)
+    write_volume(lr, tmp_path / "thick/")
+    ds = pydicom.dcmread(sorted((tmp_path / "thick").iterdir())[0])
+    assert float(ds.SliceThickness) == pytest.approx(5.0, abs=1e-3)
+    assert float(ds.SpacingBetweenSlices) == pytest.approx(7.5, abs=1e-3)
+    # without a thick-slice history, thickness = spacing
+    write_volume(phantom3d, tmp_path / "plain/")
+    ds = pydicom.dcmread(sorted((tmp_path / "plain").iterdir())[0])
+    assert float(ds.SliceThickness) == pytest.approx(2.5, abs=1e-3)

@@ -448,6 +448,9 @@ class Degradation:
         out, records = self.apply_tensor(volume_to_tensor(cropped), rng)
         data = tensor_to_data(out, time_axis=vol.ndim == 4)
         history = [{"op": "degrade", **r, "seed": int(seed)} for r in records]
+        for entry in history:  # the slice profile in mm, for writers (DICOM SliceThickness)
+            if entry.get("method") == "slice" and entry.get("thickness") is not None:
+                entry["thickness_mm"] = float(entry["thickness"]) * cropped.spacing[int(entry["axis"])]
         return resampled_volume(cropped, data, history)
 
 

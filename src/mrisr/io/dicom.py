@@ -1051,6 +1051,19 @@ def _grid_geometry(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.concatenate([row_dir, col_dir]), np.array([dy, dx]), ck, abs(along)
 
 
+def _slice_thickness(volume: Volume, slice_spacing: float) -> float:
+    """SliceThickness (mm): the profile of a simulated thick-slice acquisition when that is the last
+    thing done along the slice axis (k), else the slice spacing."""
+    for entry in reversed(volume.meta.get("history") or []):
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("op") == "upscale":
+            break
+        if entry.get("method") == "slice" and entry.get("axis") == 2 and entry.get("thickness_mm"):
+            return float(entry["thickness_mm"])
+    return slice_spacing
+
+
 def write_dicom_series(volume: Volume, folder: str | Path) -> None:
     """Write ``volume`` as a derived MR series: one single-frame file per slice (and time point).
 
@@ -1138,7 +1151,7 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
     base.SamplesPerPixel = 1
     base.Rows, base.Columns = n_y, n_x
     base.PixelSpacing = _ds(pixel_spacing)
-    base.SliceThickness = _ds(slice_spacing)
+    base.SliceThickness = _ds(_slice_thickness(volume, slice_spacing))
     base.SpacingBetweenSlices = _ds(slice_spacing)
     base.ImageOrientationPatient = _ds(iop)
     base.BitsAllocated = bits_alloc
