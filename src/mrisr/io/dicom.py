@@ -193,12 +193,8 @@ def _refuse_mosaic(ds: Dataset, path: Path | str) -> None:
                          "to NIfTI with dcm2niix first, then give mrisr the NIfTI")
 
 
-def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
-    """Validate size, channels and (for uncompressed data) pixel-data length before decoding anything.
-
-    Returns:
-        ``(rows, columns, frames)``.
-    """
+def _check_greyscale(ds: Dataset, path: Path | str) -> None:
+    """Refuse mosaics and colour images (mrisr needs one greyscale channel)."""
     _refuse_mosaic(ds, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = _int(ds, "SamplesPerPixel", 1, path)
@@ -207,6 +203,15 @@ def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
             f"{path}: colour image ({photometric}, {samples} samples per pixel); "
             "mrisr needs one greyscale channel (MONOCHROME1/2)"
         )
+
+
+def _check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
+    """Validate size, channels and (for uncompressed data) pixel-data length before decoding anything.
+
+    Returns:
+        ``(rows, columns, frames)``.
+    """
+    _check_greyscale(ds, path)
     rows = _int(ds, "Rows", 0, path)
     cols = _int(ds, "Columns", 0, path)
     frames = _int(ds, "NumberOfFrames", 1, path)
@@ -879,14 +884,7 @@ def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
 
 def _check_header_sizes(ds: Dataset, path: Path) -> None:
     """Channel and size checks on a header read without pixel data."""
-    _refuse_mosaic(ds, path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = _int(ds, "SamplesPerPixel", 1, path)
-    if samples != 1 or photometric.startswith(_COLOUR_PHOTOMETRIC):
-        raise InputError(
-            f"{path}: colour image ({photometric}, {samples} samples per pixel); "
-            "mrisr needs one greyscale channel (MONOCHROME1/2)"
-        )
+    _check_greyscale(ds, path)
     check_voxel_count((_int(ds, "Columns", 0, path), _int(ds, "Rows", 0, path), _int(ds, "NumberOfFrames", 1, path)), path)
 
 
