@@ -341,6 +341,11 @@ class SRDataset(_PreparedDataset):
         hr = source[(slice(c, c + 1), *(slice(a, b) for a, b in rel))]
         lr = lr_src[(slice(None), *(slice(round(a * r), round(b * r)) for (a, b), r in zip(rel, ratio, strict=True)))]
         params["degradation"] = dparams
+        if self.dims == 3:
+            # Stored stacks are (slice, row, column); 3D samples leave in volume order (X, Y, Z) with the
+            # slice axis last, as Volumes, the 3D networks (through-plane factor on the last axis) and
+            # volume inference expect.
+            lr, hr = lr.transpose(0, 2, 3, 1), hr.transpose(0, 2, 3, 1)
         return Sample(
             lr=torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
             hr=torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)),
