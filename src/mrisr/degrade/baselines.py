@@ -16,6 +16,7 @@ from mrisr.degrade.grid import resampled_volume, spatial_ndim, tensor_to_data, v
 from mrisr.degrade.kspace import zerofill_upsample
 from mrisr.degrade.resample import resize
 from mrisr.errors import ConfigError
+from mrisr.io.limits import check_voxel_count
 from mrisr.io.volume import Volume
 
 BASELINES = ("nearest", "linear", "bicubic", "lanczos", "zerofill")
@@ -66,6 +67,8 @@ def upscale_volume(vol: Volume, factors: Sequence[float], method: str) -> Volume
     ints = [round(float(f)) for f in factors]
     if any(abs(float(f) - i) > 1e-9 or i < 1 for f, i in zip(factors, ints, strict=True)):
         raise ConfigError(f"upscaling factors must be positive integers, got {list(factors)}")
+    check_voxel_count(tuple(n * f for n, f in zip(vol.spatial_shape, ints, strict=True)) + vol.shape[nd:],
+                      "the upscaled output")
     x = volume_to_tensor(vol)
     y = upscale_tensor(x, ints, method)
     data = tensor_to_data(y, time_axis=vol.ndim == 4)

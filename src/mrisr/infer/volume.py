@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from mrisr.errors import ConfigError, InputError
+from mrisr.io.limits import check_voxel_count
 from mrisr.io.volume import Volume
 from mrisr.models.modelfile import (
     DEFAULT_NORMALISATION,
@@ -281,8 +282,9 @@ def upscale_with_model(
             from tqdm import tqdm
 
             bar = tqdm(total=sum(s.shape[0] for _, s in stacks), unit="slice", desc="upscale")
-        out = np.empty(tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True))
-                       + volume.shape[nd:], dtype=np.float32)
+        out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
+        check_voxel_count(out_shape, "the upscaled output")
+        out = np.empty(out_shape, dtype=np.float32)
         for idx, stack in stacks:
             sr = run_slices(module, stack, batch_size, dev, bar)
             if nd == 2:
@@ -305,8 +307,9 @@ def upscale_with_model(
             per = math.prod(len(_starts(n, min(patch_size, n), max(1, min(patch_size, n) - overlap)))
                             for n in volume.spatial_shape)
             bar = tqdm(total=per * (frames[0] if frames else 1), unit="patch", desc="upscale")
-        out = np.empty(tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True))
-                       + tuple(frames), dtype=np.float32)
+        out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + tuple(frames)
+        check_voxel_count(out_shape, "the upscaled output")
+        out = np.empty(out_shape, dtype=np.float32)
         for t in range(frames[0] if frames else 1):
             vol3 = data[..., t] if frames else data
             sr = run_patches(module, np.moveaxis(vol3, axis, -1), patch_size, overlap, batch_size, dev, bar)
