@@ -21,10 +21,10 @@ BASELINES = ["bicubic", "lanczos", "zerofill"]
 DEGRADATIONS = ["kspace", "kspace;noise:snr=30"]
 
 
-def split_sources(prepared: Path, source: Path, split: str) -> list[str]:
-    """Scans of ``split`` (paths under ``source``, the folder that was prepared)."""
+def split_of_scans(prepared: Path, source: Path) -> dict[str, str]:
+    """Each prepared scan (path under ``source``, the folder that was prepared) -> its split."""
     manifest = json.loads((prepared / "manifest.json").read_text())
-    return sorted(str(source / v["source"]) for v in manifest["volumes"] if v["split"] == split)
+    return {str(source / v["source"]): v["split"] for v in manifest["volumes"]}
 
 
 def main() -> None:
@@ -41,7 +41,8 @@ def main() -> None:
     summary_file = args.run / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     steps = summary.get("steps", meta.get("training_data", {}).get("step"))
-    test = split_sources(args.prepared, args.source, "test")
+    split_of = split_of_scans(args.prepared, args.source)
+    test = sorted(scan for scan, split in split_of.items() if split == "test")
     rows = evaluate_protocol(test, DEGRADATIONS, [int(meta["scale"])], [*BASELINES, str(weights)], mask="auto")
     table = summarise_rows(rows)
     print(format_table(table).replace(str(weights), args.name))
@@ -51,7 +52,6 @@ def main() -> None:
         }
         for r in table
     }
-    split_of = {v: s for s in ("train", "val", "test") for v in split_sources(args.prepared, args.source, s)}
     extra = {
         "description": "Fast CPU network (FSRCNN body, pixel-shuffle output) predicting a residual over "
         "zero-filled k-space interpolation; x2 in-plane for 2D slices of brain T1-weighted MRI acquired with "
