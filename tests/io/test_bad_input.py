@@ -296,7 +296,7 @@ def test_debug_shows_traceback(tmp_path):
 
 
 def test_unreadable_folder_listing(tmp_path, capsys, monkeypatch):
-    import mrisr.io.dicom
+    import mrisr.io.dicom.scanning
 
     (tmp_path / "in").mkdir()
 
@@ -304,5 +304,5 @@ def test_unreadable_folder_listing(tmp_path, capsys, monkeypatch):
         onerror(PermissionError(13, "Permission denied", str(top)))
         yield from ()
 
-    monkeypatch.setattr(mrisr.io.dicom.os, "walk", walk)
+    monkeypatch.setattr(mrisr.io.dicom.scanning.os, "walk", walk)
     _fails_cleanly(capsys, tmp_path, [str(tmp_path / "in")], match=("cannot read folder", "Permission denied"))
