@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from mrisr.degrade.chain import METHODS, Choice, Uniform, build_degradation
+from mrisr.degrade.chain import build_degradation
+from mrisr.degrade.registry import STEPS
+from mrisr.degrade.step import Choice, Uniform
 from mrisr.errors import ConfigError
 from mrisr.io.geometry import field_of_view_corners
 
@@ -17,7 +19,7 @@ SPECS = {
 
 
 def test_every_method_has_a_contract_case():
-    assert set(SPECS) == set(METHODS)
+    assert set(SPECS) == set(STEPS)
 
 
 @pytest.mark.parametrize("method", sorted(SPECS))

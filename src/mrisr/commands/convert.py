@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--like applies to DICOM output (a folder)")
     vol = read_volume(args.input, series=args.series)
     if args.like:
-        from mrisr.io.dicom import reference_header
+        from mrisr.io.dicom.writing import reference_header
 
         ref = reference_header(args.like)
         vol = vol.with_data(vol.data, dicom_headers=[ref], rescale=None)

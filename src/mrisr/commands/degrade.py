@@ -37,7 +37,7 @@ def like_dicom(vol: Volume, like: str | None) -> Volume:
     """``vol`` to be written into the patient/study/frame of reference of the DICOM scan ``like`` (if given)."""
     if not like:
         return vol
-    from mrisr.io.dicom import reference_header
+    from mrisr.io.dicom.writing import reference_header
 
     out = vol.with_data(vol.data, dicom_headers=[reference_header(like)], rescale=None)
     for key in ("modality", "patient_id"):

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mrisr.commands.degrade import check_series_and_like, like_dicom
     from mrisr.degrade.baselines import upscale_volume
-    from mrisr.degrade.chain import parse_axes, resolve_axes
+    from mrisr.degrade.step import parse_axes, resolve_axes
     from mrisr.degrade.grid import axis_factors
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output

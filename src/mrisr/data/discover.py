@@ -8,7 +8,7 @@ Rules (documented in the README, "Preparing data"):
   masks of a scan are the mask files in the scan's folder (their union is the ROI, so ACDC-style
   per-frame masks of one patient all count).
 - Every other file is a DICOM candidate; each folder's candidates are grouped into series by
-  :func:`mrisr.io.dicom.find_series`: one scan per (folder, SeriesInstanceUID). Files no series
+  :func:`mrisr.io.dicom.scanning.find_series`: one scan per (folder, SeriesInstanceUID). Files no series
   claims are reported as unreadable.
 - Patient: ``group_by="dicom"`` uses the DICOM PatientID; ``"folder"`` the first folder under the
   source (a file lying directly in the source is its own patient); ``"regex"`` the ``patient`` group
@@ -235,7 +235,7 @@ def _dicom_folder(
     unique_id: Callable[[str], str],
     found: Discovery,
 ) -> None:
-    from mrisr.io.dicom import find_series
+    from mrisr.io.dicom.scanning import find_series
 
     rel_dir = here.relative_to(root).as_posix()
     try:

@@ -119,7 +119,7 @@ def make_cardiac(out: Path, n_patients: int = 8, shape: Sequence[int] = (96, 96,
 
 def _write_series(vol: Volume, folder: Path, patient_id: str, modality: str, description: str) -> None:
     """A DICOM series through mrisr.io, with the patient, modality and description given."""
-    from mrisr.io.dicom import write_dicom_series
+    from mrisr.io.dicom.writing import write_dicom_series
 
     meta = {"patient_id": patient_id, "modality": modality, "series_description": description}
     write_dicom_series(Volume(vol.data, vol.affine, {**vol.meta, **meta}), folder)

@@ -176,7 +176,7 @@ class PrepareOptions:
 
 def _read(ref: ScanRef):  # type: ignore[no-untyped-def]
     if ref.kind == "dicom":
-        from mrisr.io.dicom import read_dicom_folder
+        from mrisr.io.dicom.scanning import read_dicom_folder
 
         return read_dicom_folder(ref.path, series=ref.series_uid)
     return read_volume(ref.path)

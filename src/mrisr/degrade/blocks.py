@@ -19,8 +19,15 @@ degradation, as in the study.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from mrisr.degrade.step import ResamplingStep, one_of, reads
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GRIDS = ("coarse", "original")
 
@@ -52,3 +59,18 @@ def block_downsample(x: torch.Tensor, scale: int, dims: Sequence[int], grid: str
             idx = (torch.arange(-(-n // scale), device=x.device) * scale + off).clamp(max=n - 1)
             out = out.index_select(d, idx).repeat_interleave(scale, dim=d).narrow(d, 0, n)
     return out
+
+
+@dataclass(frozen=True)
+class BlockStep(ResamplingStep):
+    """``block:scale=2,grid=coarse|original``: :func:`block_downsample` along ``axes``; ``original`` keeps the grid."""
+
+    method: ClassVar[str] = "block"
+    grid: str = field(default="coarse", metadata=reads(one_of(GRIDS, random=False)))
+
+    def factors(self, ndim: int) -> tuple[int, ...]:
+        return super().factors(ndim) if self.grid == "coarse" else (1,) * ndim
+
+    def apply(self, t: torch.Tensor, params: dict[str, Any], rng: np.random.Generator,
+              signal: float | None = None) -> torch.Tensor:
+        return block_downsample(t, params["scale"], [a + 2 for a in params["axes"]], params["grid"])

@@ -38,8 +38,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from mrisr.degrade.step import Choice, ResamplingStep, one_of, reads
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WINDOWS = ("hamming", "tukey", "fermi")
 
@@ -225,3 +232,16 @@ def data_consistency(sr: torch.Tensor, lr: torch.Tensor, factors: Sequence[int],
         raise ValueError(f"lr has shape {tuple(lr.shape)}, expected {tuple(expected)} for sr {tuple(sr.shape)}")
     residual = lr.to(sr.dtype) - kspace_truncate(sr, factors, dims, magnitude=False)
     return sr + zerofill_upsample(residual, factors, dims)
+
+
+@dataclass(frozen=True)
+class KSpaceStep(ResamplingStep):
+    """``kspace:scale=2,axes=0+1,window=hamming``: :func:`kspace_truncate` (magnitude image) along ``axes``."""
+
+    method: ClassVar[str] = "kspace"
+    window: str | Choice | None = field(default=None, metadata=reads(one_of(WINDOWS, none_ok=True)))
+
+    def apply(self, t: torch.Tensor, params: dict[str, Any], rng: np.random.Generator,
+              signal: float | None = None) -> torch.Tensor:
+        dims = [a + 2 for a in params["axes"]]
+        return kspace_truncate(t, [params["scale"]] * len(dims), dims, params["window"])

@@ -7,9 +7,14 @@ of the image the noise is added to (the whole image if it has no foreground). Th
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
 import numpy as np
 import torch
 
+from mrisr.degrade.step import Step, Uniform, number, reads
+from mrisr.errors import ConfigError
 from mrisr.metrics.masks import foreground_mask
 
 
@@ -45,3 +50,31 @@ def add_rician(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch
     n1 = torch.from_numpy(n[0]).to(dtype=x.dtype, device=x.device)
     n2 = torch.from_numpy(n[1]).to(dtype=x.dtype, device=x.device)
     return torch.sqrt((x + n1) ** 2 + n2**2)
+
+
+@dataclass(frozen=True)
+class NoiseStep(Step):
+    """``noise:snr=20..40`` or ``noise:sigma=5``: :func:`add_rician`; the grid is kept.
+
+    ``snr`` is relative to the foreground mean of the image the noise is added to, or of the ``signal``
+    given to :meth:`apply` (a dataset passes the whole volume's, so every slice gets one sigma);
+    ``sigma`` is in intensity units.
+    """
+
+    method: ClassVar[str] = "noise"
+    snr: float | Uniform | None = field(default=None, metadata=reads(number(above=0.0)))
+    sigma: float | Uniform | None = field(default=None, metadata=reads(number(at_least=0.0)))
+
+    def check(self) -> None:
+        if (self.snr is None) == (self.sigma is None):
+            raise ConfigError("noise needs exactly one of snr=... (relative to the foreground mean) or sigma=...")
+
+    @property
+    def uses_signal(self) -> bool:
+        return self.snr is not None
+
+    def apply(self, t: torch.Tensor, params: dict[str, Any], rng: np.random.Generator,
+              signal: float | None = None) -> torch.Tensor:
+        if params["sigma"] is None:  # recorded: the sigma this image got for its SNR
+            params["sigma"] = sigma_for_snr(t, params["snr"], signal)
+        return add_rician(t, params["sigma"], rng)

@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from mrisr.degrade.step import ResamplingStep
+
+if TYPE_CHECKING:
+    import numpy as np
 
 KERNELS = ("nearest", "linear", "cubic", "lanczos")
 
@@ -162,3 +169,18 @@ def resize(
     for d, n in zip(dims, sizes, strict=True):
         x = resample_axis(x, d, int(n), kernel, antialias)
     return x
+
+
+@dataclass(frozen=True)
+class BicubicStep(ResamplingStep):
+    """``bicubic:scale=4``: anti-aliased bicubic downscaling along ``axes`` (MATLAB ``imresize``)."""
+
+    method: ClassVar[str] = "bicubic"
+
+    def apply(self, t: torch.Tensor, params: dict[str, Any], rng: np.random.Generator,
+              signal: float | None = None) -> torch.Tensor:
+        dims = [a + 2 for a in params["axes"]]
+        for d in dims:
+            if t.shape[d] % params["scale"]:
+                raise ValueError(f"size {t.shape[d]} is not divisible by scale {params['scale']}")
+        return resize(t, [t.shape[d] // params["scale"] for d in dims], dims, "cubic", antialias=True)

@@ -16,8 +16,28 @@ renormalised.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from mrisr.degrade.grid import normalise_axes
+from mrisr.degrade.step import (
+    SCALE,
+    Step,
+    Uniform,
+    check_bounds,
+    draw_value,
+    number,
+    one_of,
+    parse_one_axis,
+    reads,
+)
+from mrisr.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PROFILES = ("gaussian", "rect")
 
@@ -51,3 +71,52 @@ def thick_slices(x: torch.Tensor, scale: int, dim: int, thickness: float | None 
     w = slice_weights(x.shape[dim], scale, float(scale if thickness is None else thickness), profile)
     moved = x.movedim(dim, -1)
     return (moved @ w.to(dtype=x.dtype, device=x.device).T).movedim(-1, dim)
+
+
+@dataclass(frozen=True)
+class SliceStep(Step):
+    """``slice:scale=3,axis=2,gap=0.5,profile=rect``: :func:`thick_slices` along ``axis`` (default: the last).
+
+    ``thickness`` and ``gap`` are in fine voxels; give at most one (``thickness = scale - gap``, default
+    ``scale``).
+    """
+
+    method: ClassVar[str] = "slice"
+    scale: int = field(metadata=SCALE)
+    axis: int | None = field(default=None, metadata=reads(parse_one_axis))
+    thickness: float | Uniform | None = field(default=None, metadata=reads(number(above=0.0)))
+    gap: float | Uniform | None = field(default=None, metadata=reads(number(at_least=0.0)))
+    profile: str = field(default="gaussian", metadata=reads(one_of(PROFILES, random=False)))
+
+    def check(self) -> None:
+        if self.thickness is not None and self.gap is not None:
+            raise ConfigError("slice: give thickness or gap, not both (thickness = scale - gap)")
+        # thickness = scale - gap must stay positive
+        check_bounds(f"{self.method}.gap", self.gap, 0.0, strict=False, high=float(self.scale))
+
+    def _axis(self, ndim: int) -> int:
+        return normalise_axes([ndim - 1 if self.axis is None else self.axis], ndim)[0]
+
+    def factors(self, ndim: int) -> tuple[int, ...]:
+        ax = self._axis(ndim)
+        return tuple(self.scale if a == ax else 1 for a in range(ndim))
+
+    def draw(self, rng: np.random.Generator, ndim: int) -> dict[str, Any]:
+        gap = draw_value(self.gap, rng)
+        thickness = draw_value(self.thickness, rng)
+        if thickness is None:
+            thickness = self.scale - (gap or 0.0)
+        if thickness <= 0:
+            raise ConfigError(f"slice: thickness {thickness:g} must be positive (gap {gap} >= scale {self.scale}?)")
+        return {
+            "method": self.method, "scale": self.scale, "axis": self._axis(ndim),
+            "thickness": float(thickness), "gap": None if gap is None else float(gap), "profile": self.profile,
+        }
+
+    def apply(self, t: torch.Tensor, params: dict[str, Any], rng: np.random.Generator,
+              signal: float | None = None) -> torch.Tensor:
+        return thick_slices(t, params["scale"], params["axis"] + 2, params["thickness"], params["profile"])
+
+    def in_mm(self, params: dict[str, Any], spacing: Sequence[float]) -> dict[str, float]:
+        """The slice profile's thickness in mm (DICOM SliceThickness for writers)."""
+        return {"thickness_mm": float(params["thickness"]) * spacing[int(params["axis"])]}

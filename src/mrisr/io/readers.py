@@ -31,11 +31,13 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
 
         return read_mgh(path)
     if fmt in ("dicom", "dicom-folder"):
-        from mrisr.io import dicom
-
         if fmt == "dicom-folder":
-            return dicom.read_dicom_folder(path, series=series)
-        return dicom.read_dicom_file(path)
+            from mrisr.io.dicom.scanning import read_dicom_folder
+
+            return read_dicom_folder(path, series=series)
+        from mrisr.io.dicom.series import read_dicom_file
+
+        return read_dicom_file(path)
     if fmt in ("png", "tiff"):
         from mrisr.io.image2d import read_image2d
 
@@ -81,7 +83,7 @@ def write_volume(volume: Volume, path: str | Path, force: bool = False) -> Path:
 
             write_npy(volume, tmp)
         else:
-            from mrisr.io.dicom import write_dicom_series
+            from mrisr.io.dicom.writing import write_dicom_series
 
             write_dicom_series(volume, tmp)
     return target
