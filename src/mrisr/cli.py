@@ -1,9 +1,15 @@
 """Command-line entry point: parse -> typed arguments -> library functions.
 
 Each subcommand lives in ``mrisr/commands/<name>.py`` and exposes ``register(subparsers)``, which adds its
-parser and sets ``func`` (a callable taking the parsed namespace and returning an exit code). Errors
-that are the user's (``MrisrError``) print one line ``mrisr: error: ...`` and exit 1; argparse usage
-errors exit 2; ``--debug`` shows tracebacks.
+parser and sets ``func`` (a callable taking the parsed namespace and returning an exit code). Building the
+parsers imports every command module, so those import only the standard library and light mrisr modules
+at module level (choice lists come from torch-free declarations such as
+:data:`mrisr.degrade.baselines.BASELINES`); torch, scipy, nibabel, pydicom and the like are imported by
+``func`` when the command runs, and ``mrisr --help`` starts in a fraction of a second
+(``tests/test_startup.py``). Adding a command = its module + its name in :data:`COMMAND_MODULES`.
+
+Errors that are the user's (``MrisrError``) print one line ``mrisr: error: ...`` and exit 1; argparse
+usage errors exit 2; ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from collections.abc import Sequence
 
 from mrisr import __version__
 from mrisr.errors import MrisrError
-from mrisr.io.messages import one_line
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -39,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException, **limit: int) -> str:
+    """:func:`mrisr.io.messages.one_line`, imported only when there is an error to print (``mrisr.io``
+    loads numpy, which a successful ``mrisr --help`` never needs)."""
+    from mrisr.io.messages import one_line
+
+    return one_line(exc, **limit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -57,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MrisrError as exc:
         if debug:
             raise
-        print(f"mrisr: error: {one_line(exc, limit=2000)}", file=sys.stderr)
+        print(f"mrisr: error: {_one_line(exc, limit=2000)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mrisr: interrupted", file=sys.stderr)
@@ -70,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last line of defence: one line, not a traceback wall
         if debug:
             raise
-        print(f"mrisr: error: unexpected {type(exc).__name__}: {one_line(exc)} (rerun with --debug for details)",
+        print(f"mrisr: error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 
 from mrisr.errors import ConfigError
-from mrisr.io import read_volume, write_volume
-from mrisr.io.atomic import check_output
-from mrisr.io.detect import output_format
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.io import read_volume, write_volume
+    from mrisr.io.atomic import check_output
+    from mrisr.io.detect import output_format
+
     # Refuse a bad or existing output before spending time on reading the input.
     output_format(args.output)
     check_output(args.output.rstrip("/\\"), args.force)

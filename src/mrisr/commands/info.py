@@ -6,10 +6,6 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
-from mrisr.io import read_volume
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def describe(path: str, series: str | None = None) -> dict[str, Any]:
     """Summary of a scan as a JSON-friendly dict (keys in display order; absent facts are None)."""
+    import numpy as np
+
+    from mrisr.io import read_volume
+
     vol = read_volume(path, series=series)
     data = vol.data
     meta = vol.meta

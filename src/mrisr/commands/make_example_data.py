@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mrisr.commands.prepare import _size
-from mrisr.data.example import make_example_data
+from mrisr.commands.argtypes import size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder")
     p.add_argument("--patients", type=int, default=8, help="patients per cohort (default 8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pediatric-shape", type=_size, default=[128, 128, 16], metavar="XxYxZ",
+    p.add_argument("--pediatric-shape", type=size, default=[128, 128, 16], metavar="XxYxZ",
                    help="pixels x pixels x slices of each pediatric series (default 128x128x16)")
-    p.add_argument("--cardiac-shape", type=_size, default=[96, 96, 8, 10], metavar="XxYxZxT",
+    p.add_argument("--cardiac-shape", type=size, default=[96, 96, 8, 10], metavar="XxYxZxT",
                    help="size of each cardiac cine (default 96x96x8x10)")
     p.add_argument("--no-bad-inputs", action="store_true", help="leave out the CT series and corrupt files")
     p.add_argument("--force", action="store_true", help="replace existing OUT/pediatric and OUT/cardiac")
@@ -31,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.data.example import make_example_data
+
     result = make_example_data(args.out, n_patients=args.patients, seed=args.seed,
                                pediatric_shape=args.pediatric_shape, cardiac_shape=args.cardiac_shape,
                                bad_inputs=not args.no_bad_inputs, force=args.force)

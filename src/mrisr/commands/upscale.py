@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from mrisr.commands.degrade import add_output_options
+from mrisr.degrade.baselines import BASELINES
 from mrisr.errors import ConfigError, MrisrError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mrisr.commands.degrade import add_output_options
-    from mrisr.degrade.baselines import BASELINES
-
     p = sub.add_parser(
         "upscale",
         help="upscale a scan with an interpolation baseline or a trained model",
@@ -32,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mrisr.commands.degrade import check_series_and_like, like_dicom
     from mrisr.degrade.baselines import upscale_volume
-    from mrisr.degrade.step import parse_axes, resolve_axes
     from mrisr.degrade.grid import axis_factors
+    from mrisr.degrade.step import parse_axes, resolve_axes
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def to_stack(data: np.ndarray, axis: int = 2) -> np.ndarray:
@@ -51,6 +49,9 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int], mode: str = "bicubic"
     ``mode="bicubic"`` (images: anti-aliased when shrinking, clipped to the input's range so cubic
     overshoot does not leave [0, 1]) or ``"nearest"`` (label masks).
     """
+    import torch
+    import torch.nn.functional as F
+
     h, w = stack.shape[-2:]
     if (h, w) == tuple(size):
         return np.asarray(stack, dtype=np.float32)
