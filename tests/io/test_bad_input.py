@@ -15,7 +15,7 @@ from PIL import Image
 
 import mrisr.io.detect
 from mrisr.cli import main
-from tests.io.dicom_factory import pydicom_file
+from tests.io.dicom.factory import pydicom_file
 
 
 def _fails_cleanly(capsys, tmp_path, args, *, match: str | tuple[str, ...] = ()) -> str:

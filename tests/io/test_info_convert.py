@@ -10,7 +10,7 @@ import pytest
 
 from mrisr.cli import main
 from mrisr.io import read_volume, write_volume
-from tests.io.dicom_factory import pydicom_file
+from tests.io.dicom.factory import pydicom_file
 
 
 def test_info_prints_the_facts_of_a_dicom_file(capsys):
@@ -78,7 +78,7 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(tmp_path):
     import subprocess
     import sys
 
-    from tests.io.dicom_factory import pydicom_file
+    from tests.io.dicom.factory import pydicom_file
 
     proc = subprocess.Popen([sys.executable, "-m", "mrisr", "info", str(pydicom_file("MR_small.dcm"))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -9,7 +9,7 @@ import pytest
 from mrisr.cli import main
 from mrisr.io import read_volume
 from mrisr.io.dicom import find_series
-from tests.io.dicom_factory import pydicom_file
+from tests.io.dicom.factory import pydicom_file
 
 
 def _first(folder):

@@ -9,7 +9,7 @@ from mrisr.cli import main
 from mrisr.errors import InputError
 from mrisr.io import read_volume
 from mrisr.io.dicom import read_dicom_file, read_dicom_folder
-from tests.io.dicom_factory import (
+from tests.io.dicom.factory import (
     enhanced_mr,
     lps_to_ras,
     mr_slice,
@@ -191,3 +191,34 @@ def test_missing_geometry_in_a_series_is_refused(tmp_path):
         save(ds, tmp_path / "s" / f"{k}.dcm")
     with pytest.raises(InputError, match="ImagePositionPatient"):
         read_volume(tmp_path / "s")
+
+
+@pytest.mark.parametrize("angles", [(17.0, -11.0, 31.0), (0.0, 0.0, 0.0), (-35.0, 52.0, 170.0)])
+def test_frame_affine_maps_pixels_to_their_centres_and_grid_geometry_inverts_it(angles):
+    from mrisr.io.dicom.geometry import frame_affine, grid_geometry, slice_normal
+
+    iop = oblique_iop(angles)
+    normal = slice_normal(iop)
+    assert np.linalg.norm(normal) == pytest.approx(1.0) and abs(normal @ iop[:3]) < 1e-12
+    k_step = SLICE_GAP * normal
+    affine = frame_affine(iop, np.asarray(PIXEL_SPACING), k_step, ORIGIN)
+    # voxel (c, r, k) -> RAS, against independent per-pixel arithmetic in LPS
+    for k in (0, 3):
+        expected = lps_to_ras(pixel_centres_lps(ORIGIN + k * k_step, iop, PIXEL_SPACING, ROWS, COLS))
+        c, r = np.meshgrid(np.arange(COLS), np.arange(ROWS), indexing="ij")
+        index = np.stack([c, r, np.full_like(c, k), np.ones_like(c)], axis=-1).astype(np.float64)
+        np.testing.assert_allclose((index @ affine.T)[..., :3], expected, atol=1e-9)
+    back_iop, back_spacing, back_step, spacing = grid_geometry(affine)
+    np.testing.assert_allclose(back_iop, iop, atol=1e-12)
+    np.testing.assert_allclose(back_spacing, PIXEL_SPACING, atol=1e-12)
+    np.testing.assert_allclose(back_step, k_step, atol=1e-12)
+    assert spacing == pytest.approx(SLICE_GAP)
+
+
+def test_grid_geometry_refuses_a_sheared_image_plane():
+    from mrisr.io.dicom.geometry import grid_geometry
+
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine[0, 1] = 0.3  # column j leans towards i: the image plane is no longer orthogonal
+    with pytest.raises(InputError, match="not orthogonal"):
+        grid_geometry(affine)

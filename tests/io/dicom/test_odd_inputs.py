@@ -12,7 +12,7 @@ import pytest
 
 from mrisr.errors import InputError
 from mrisr.io import read_volume, write_volume
-from tests.io.dicom_factory import pydicom_file
+from tests.io.dicom.factory import pydicom_file
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_a_series_copied_twice_into_its_folder_is_read_once(tmp_path, series, ca
 
 
 def test_siemens_mosaic_is_refused_with_the_way_out(tmp_path):
-    from tests.io.dicom_factory import mr_slice, save
+    from tests.io.dicom.factory import mr_slice, save
 
     ds = mr_slice(np.zeros((24, 24), np.int16), [0, 0, 0], [1, 0, 0, 0, 1, 0], [1.0, 1.0],
                   series_uid="1.2.3.9", ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"])

@@ -12,7 +12,7 @@ import pytest
 from mrisr.cli import main
 from mrisr.io import read_volume
 from mrisr.io.dicom import find_series
-from tests.io.dicom_factory import PYDICOM_TEST_FILES, pydicom_file
+from tests.io.dicom.factory import PYDICOM_TEST_FILES, pydicom_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's own notes on odd test files
 

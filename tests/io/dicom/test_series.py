@@ -11,7 +11,7 @@ from mrisr.cli import main
 from mrisr.errors import InputError
 from mrisr.io import read_volume
 from mrisr.io.dicom import find_series, read_dicom_folder
-from tests.io.dicom_factory import mr_slice, oblique_iop, pydicom_file, save
+from tests.io.dicom.factory import mr_slice, oblique_iop, pydicom_file, save
 
 IOP = oblique_iop()
 NORMAL = np.cross(IOP[:3], IOP[3:])

@@ -11,7 +11,7 @@ from mrisr.errors import InputError, OutputExistsError
 from mrisr.io import Volume, read_volume, write_volume
 from mrisr.io.dicom import find_series, series_suffix, write_dicom_series
 from tests.conftest import oblique_affine
-from tests.io.dicom_factory import mr_slice, oblique_iop, pydicom_file, save
+from tests.io.dicom.factory import mr_slice, oblique_iop, pydicom_file, save
 
 
 def _read_all(folder):
