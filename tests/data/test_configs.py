@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mrisr.cli import main
-from mrisr.data.config import DataConfig, load_data_config
+from mrisr.data.config import DataPipelineConfig, load_data_config
 from mrisr.data.manifest import load_manifest
 from mrisr.data.samples import collate_samples
 from mrisr.degrade.blocks import block_downsample
@@ -54,11 +54,11 @@ def test_cardiac_pipeline_on_example_data(example_root: Path, tmp_path: Path) ->
 
 def test_bad_config_keys_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="resise"):
-        DataConfig.from_mapping({"prepare": {"resise": 3}})
+        DataPipelineConfig.from_mapping({"prepare": {"resise": 3}})
     with pytest.raises(ConfigError, match="patchsize"):
-        DataConfig.from_mapping({"dataset": {"patchsize": 3}})
+        DataPipelineConfig.from_mapping({"dataset": {"patchsize": 3}})
     with pytest.raises(ConfigError, match="dims"):
-        DataConfig.from_mapping({"dataset": {"dims": 4}})
+        DataPipelineConfig.from_mapping({"dataset": {"dims": 4}})
     with pytest.raises(ConfigError, match="cannot read"):
         load_data_config(tmp_path / "missing.yaml")
     # the dataset section is checked when the config is read, not when training builds the dataset

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mrisr.models.registry import REGISTRY
+from mrisr.train.config import merge_data_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
@@ -36,7 +37,8 @@ def shrink(raw: dict[str, Any], roots: dict[str, str], steps: int = 2) -> dict[s
         if net:
             kept = {k: v for k, v in (net.get("args") or {}).items() if k in ARCH_KEYS}
             net["args"] = {**REGISTRY[net["name"]].tiny, **kept}
-    data = raw.setdefault("data", {})
+    # the data config a shipped config names (data.config) gives its dataset options; shrink those too
+    data = raw["data"] = merge_data_config(raw.setdefault("data", {}), CONFIGS)
     three_d = data.get("dims", 2) == 3
     patch = PATCH_3D if three_d else PATCH_2D
     fallback = roots["data/prepared/cardiac_3d" if three_d else "data/prepared/pediatric"]

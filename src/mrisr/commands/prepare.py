@@ -7,16 +7,7 @@ import json
 import sys
 from typing import Any
 
-from mrisr.data.config import load_data_config
-from mrisr.data.prepare import format_summary, prepare_dataset
-
-
-def _size(text: str) -> list[int]:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW (or DxHxW), got {text!r}") from None
+from mrisr.commands.argtypes import size as _size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,16 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The prepare options: config file's section, then --set, then explicit flags."""
+    """The prepare options: config file's section, then --set (the same ``a.b.c=value`` overrides as
+    ``mrisr train --set``), then explicit flags."""
+    from mrisr.data.config import load_data_config
+
     options: dict[str, Any] = {}
     if args.config or args.set:
-        cfg = load_data_config(args.config, args.set) if args.config else None
-        if cfg is not None:
-            options = cfg.prepare.to_dict()
-        else:
-            from mrisr.data.config import DataConfig, apply_overrides
-
-            options = DataConfig.from_mapping(apply_overrides({}, args.set)).prepare.to_dict()
+        options = load_data_config(args.config, args.set).prepare.to_dict()
     flags = {
         "mask_pattern": args.mask_pattern, "group_by": args.group_by, "patient_regex": args.patient_regex,
         "include": args.include, "exclude": args.exclude, "modalities": args.modalities, "split": args.split,
@@ -97,6 +85,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.data.prepare import format_summary, prepare_dataset
+
     summary = prepare_dataset(args.source, args.out, options_from_args(args), force=args.force,
                               progress=not args.no_progress and sys.stderr.isatty())
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))

@@ -1,4 +1,4 @@
-"""Typed data configuration: the YAML files in ``configs/data/`` (one per study pipeline).
+"""Data configs (``configs/data/*.yaml``, one per study pipeline) and the one dataset-options class.
 
 A data config has two sections::
 
@@ -7,51 +7,66 @@ A data config has two sections::
       resize: 256
       roi_from_masks: true
     dataset:            # DatasetOptions: how training builds SRDataset from the prepared folder
-      degradation: "block:scale=3"
-      patch_size: 48
+      degradation: "block:scale=3,grid=original"
+      patch_size: 96
 
-Values are validated where they are read (unknown keys and wrong types raise :class:`ConfigError`
-naming the key). ``overrides`` such as ``"prepare.resize=64"`` (value parsed as YAML) change a copy.
+**Who owns the dataset options** (degradation, patch_size, augment, dims, context_slices,
+degrade_margin): each run reads them from exactly one place. A training config's ``data:`` section
+(:class:`mrisr.train.config.DataConfig`, a :class:`DatasetOptions` plus the folder, splits and loader
+settings) either sets them itself, or names a data config with ``data.config: data/cardiac.yaml``
+(relative to the training config's folder) and takes that file's ``dataset:`` section. A dataset
+option written in both files is a :class:`~mrisr.errors.ConfigError` naming the key and the file, so
+the two can never disagree silently; ``--set data.patch_size=...`` on the command line overrides
+either (it is recorded in the run's ``config.yaml``, which holds the merged, self-contained section).
+
+Everything goes through :mod:`mrisr.config`: unknown keys and wrong types raise ConfigError naming the
+full key (``dataset.patchsize``), ``overrides`` such as ``"prepare.resize=64"`` use the same
+``a.b.c=value`` syntax as ``mrisr train --set``. The ``dataset:`` section is also checked against the
+degradation when the file is read, so a misspelt spec fails at ``mrisr prepare``, not hours later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
+from mrisr.config import apply_overrides, from_mapping, read_yaml, to_plain
 from mrisr.data.prepare import PrepareOptions
 from mrisr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mrisr.data.datasets import SRDataset
 
 
 @dataclass(frozen=True)
 class DatasetOptions:
-    """Arguments of :class:`~mrisr.data.datasets.SRDataset` other than root, split and seed."""
+    """Arguments of :class:`~mrisr.data.datasets.SRDataset` other than root, split and seed.
 
-    degradation: Any = "bicubic:scale=2"
-    patch_size: int | tuple[int, ...] | None = None
+    ``degradation``: a :mod:`mrisr.degrade.chain` spec (string, mapping or list of steps).
+    ``patch_size``: the high-resolution patch in pixels/voxels, one number or one per axis (3D:
+    ``[D, H, W]``); ``null`` = whole slices/volumes. ``augment``: flips, rot90, gamma/gain.
+    ``dims``: 2 (slices) or 3 (volumes). ``context_slices``: neighbours on each side as extra LR
+    channels (>= 0). ``degrade_margin``: degrade only the patch plus this margin (px, >= 0) instead
+    of the whole slice (faster; exact for local degradations); ``null`` = the whole slice.
+    """
+
+    degradation: str | dict[str, Any] | list[Any] = "bicubic:scale=2"
+    patch_size: int | list[int] | None = 64
     augment: bool = True
-    dims: int = 2
+    dims: Literal[2, 3] = 2
     context_slices: int = 0
     degrade_margin: int | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.patch_size, list):
-            object.__setattr__(self, "patch_size", tuple(int(v) for v in self.patch_size))
-        if self.dims not in (2, 3):
-            raise ConfigError(f"dataset.dims: 2 or 3, got {self.dims!r}")
-        if not isinstance(self.augment, bool):
-            raise ConfigError("dataset.augment: true or false")
-        if self.degrade_margin is not None and (not isinstance(self.degrade_margin, int) or self.degrade_margin < 0):
-            raise ConfigError(f"dataset.degrade_margin: null (whole image) or pixels >= 0, got {self.degrade_margin!r}")
-        if not isinstance(self.context_slices, int) or self.context_slices < 0:
-            raise ConfigError(f"dataset.context_slices: a non-negative integer, got {self.context_slices!r}")
-        self._check_degradation()
+    def check_values(self, key: str) -> None:
+        """Ranges that types alone cannot express; ``key`` is the section (``data``, ``dataset``)."""
+        if self.context_slices < 0:
+            raise ConfigError(f"{key}.context_slices: must be >= 0, got {self.context_slices}")
+        if self.degrade_margin is not None and self.degrade_margin < 0:
+            raise ConfigError(f"{key}.degrade_margin: null (whole image) or pixels >= 0, got {self.degrade_margin}")
 
-    def _check_degradation(self) -> None:
+    def check_degradation(self, key: str) -> None:
         """A misspelt degradation or a patch size the scale does not divide fails when the config is read
         (`mrisr prepare --config`), not hours later when training builds its dataset."""
         from mrisr.degrade.chain import build_degradation
@@ -59,28 +74,25 @@ class DatasetOptions:
         try:
             deg = build_degradation(self.degradation)
         except ConfigError as exc:
-            raise ConfigError(f"dataset.degradation: {exc}") from None
+            raise ConfigError(f"{key}.degradation: {exc}") from None
         if self.patch_size is None:
             return
         f = deg.factors(self.dims)
         factors = f if self.dims == 2 else (f[2], f[0], f[1])  # items are (D, H, W), the slice axis first
         sizes = (self.patch_size,) * self.dims if isinstance(self.patch_size, int) else tuple(self.patch_size)
-        if len(sizes) != self.dims or any(not isinstance(p, int) or p <= 0 for p in sizes):
-            raise ConfigError(f"dataset.patch_size: a positive integer or {self.dims} of them, got {self.patch_size!r}")
+        if len(sizes) != self.dims or any(p <= 0 for p in sizes):
+            raise ConfigError(f"{key}.patch_size: a positive integer or {self.dims} of them, got {self.patch_size!r}")
         if any(p % k for p, k in zip(sizes, factors, strict=True)):
-            raise ConfigError(f"dataset.patch_size {self.patch_size} must be a multiple of the degradation's "
+            raise ConfigError(f"{key}.patch_size {self.patch_size} must be a multiple of the degradation's "
                               f"factors {factors} ({deg.spec})")
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> DatasetOptions:
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"dataset: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**values)
+    def for_validation(self, patch_size: int | list[int] | None = None) -> DatasetOptions:
+        """The options of validation/test samples: no augmentation, the whole image degraded, and
+        ``patch_size`` (default whole slices/volumes)."""
+        return DatasetOptions(degradation=self.degradation, patch_size=patch_size, augment=False, dims=self.dims,
+                              context_slices=self.context_slices, degrade_margin=None)
 
-    def build(self, root: str | Path, split: str, seed: int = 0, augment: bool | None = None):  # type: ignore[no-untyped-def]
+    def build(self, root: str | Path, split: str, seed: int = 0, augment: bool | None = None) -> SRDataset:
         """The :class:`~mrisr.data.datasets.SRDataset` of ``split`` (``augment`` None: as configured,
         which callers usually turn off for validation and test)."""
         from mrisr.data.datasets import SRDataset
@@ -91,63 +103,29 @@ class DatasetOptions:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataPipelineConfig:
+    """One data config file: how a study's scans are prepared and how its training samples are built."""
+
     name: str = "data"
     description: str = ""
     prepare: PrepareOptions = field(default_factory=PrepareOptions)
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
 
     @classmethod
-    def from_mapping(cls, doc: Mapping[str, Any]) -> DataConfig:
-        unknown = sorted(set(doc) - {"name", "description", "prepare", "dataset"})
-        if unknown:
-            raise ConfigError(f"data config: unknown key(s) {', '.join(unknown)} (known: name, description, prepare, dataset)")
-        for section in ("prepare", "dataset"):
-            if doc.get(section) is not None and not isinstance(doc[section], Mapping):
-                raise ConfigError(f"{section}: expected a mapping of options")
-        try:
-            prepare = PrepareOptions.from_mapping(doc.get("prepare") or {})
-        except TypeError as exc:
-            raise ConfigError(f"prepare: {exc}") from None
-        return cls(str(doc.get("name", "data")), str(doc.get("description", "")), prepare,
-                   DatasetOptions.from_mapping(doc.get("dataset")))
+    def from_mapping(cls, doc: Any) -> DataPipelineConfig:
+        """Validate raw data (YAML, overrides applied); ConfigError names the full key."""
+        cfg = from_mapping(cls, doc)
+        cfg.dataset.check_values("dataset")
+        cfg.dataset.check_degradation("dataset")
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "prepare": self.prepare.to_dict(),
-                "dataset": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.dataset).items()}}
+        out: dict[str, Any] = to_plain(self)
+        return out
 
 
-def apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set ``section.key=value`` entries (value parsed as YAML) in a copy of a config mapping."""
-    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. prepare.resize=128")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        parts = key.strip().split(".")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
-def load_data_config(path: str | Path, overrides: Sequence[str] = ()) -> DataConfig:
-    """Read and validate a data config YAML file (see the module docstring)."""
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML ({exc})") from None
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    return DataConfig.from_mapping(apply_overrides(dict(doc), overrides))
+def load_data_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DataPipelineConfig:
+    """Read and validate a data config YAML file (see the module docstring); ``path`` None: no file,
+    only the overrides (``mrisr prepare --set prepare.resize=128`` without ``--config``)."""
+    doc = read_yaml(path) if path is not None else {}
+    return DataPipelineConfig.from_mapping(apply_overrides(doc, overrides))

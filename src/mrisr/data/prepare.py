@@ -29,14 +29,15 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from mrisr import __version__
+from mrisr.config import PARSE, from_mapping
 from mrisr.data.discover import GROUP_BY, ScanRef, Skipped, discover, fingerprint
 from mrisr.data.manifest import Manifest, ManifestVolume, VolumeRecord
 from mrisr.data.normalise import apply_normalisation, fit_normalisation
@@ -54,20 +55,51 @@ ARRAY_OPTIONS = (
 )
 
 
-def _pair(value: object, name: str, n: int = 2) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float | str):
-        value = [value] * n
-    try:
-        out = tuple(int(v) for v in value)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected an integer or {n} integers, got {value!r}") from None
-    if len(out) == 1:
-        out = out * n
-    if len(out) != n or min(out) <= 0:
+def _check_sizes(value: tuple[int, ...] | None, name: str, n: int) -> None:
+    if value is not None and (len(value) != n or min(value) <= 0):
         raise ConfigError(f"{name}: expected {n} positive integers, got {value!r}")
-    return out
+
+
+def _sizes(n: int) -> Callable[[object, str], tuple[int, ...] | None]:
+    """Parser of a size option: one integer for every axis, or ``n`` of them (px / voxels)."""
+
+    def parse(value: object, key: str) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        items = [value] * n if isinstance(value, int | float | str) else value
+        try:
+            out = tuple(int(v) for v in items)  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer or {n} integers, got {value!r}") from None
+        out = out * n if len(out) == 1 else out
+        _check_sizes(out, key, n)
+        return out
+
+    return parse
+
+
+def _strings(value: object, key: str) -> tuple[str, ...]:
+    """Parser of a list-of-names option; one name alone is a list of one."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{key}: expected a name or a list of names, got {value!r}")
+    return tuple(items)
+
+
+def _split(value: object, key: str) -> dict[str, SplitSize]:
+    if not isinstance(value, str | Mapping):
+        raise ConfigError(f"{key}: expected 'NAME=SIZE,...' or a mapping of sizes, got {value!r}")
+    try:
+        return parse_split_spec(value)
+    except ConfigError as exc:  # its messages start with "split"
+        raise ConfigError(f"{key.removesuffix('split')}{exc}") from None
+
+
+def _parsed(default: Any, parse: Callable[[object, str], Any]) -> Any:
+    """A field converted by its own parser (see :data:`mrisr.config.PARSE`)."""
+    if callable(default):
+        return field(default_factory=default, metadata={PARSE: parse})
+    return field(default=default, metadata={PARSE: parse})
 
 
 @dataclass(frozen=True)
@@ -85,81 +117,60 @@ class PrepareOptions:
     (minimum fraction of pixels above ``empty_threshold`` for a slice to be a sample; 0 keeps all),
     ``patch3d`` ((D, H, W) voxels) + ``patch3d_stride`` (default: the patch size).
     Storage: ``dtype`` ("float32" or "float16"), ``save_masks``.
+
+    Built from YAML or keyword options by :meth:`from_mapping` (typed by :mod:`mrisr.config`; sizes
+    may be one number, names one string, the split a ``"train=0.8,..."`` text); a direct call takes
+    the fields' own types and checks ranges only.
     """
 
     mask_pattern: str | None = "*_gt.nii*"
     group_by: str = "auto"
     patient_regex: str | None = None
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    modalities: tuple[str, ...] = ("MR",)
-    split: Mapping[str, SplitSize] = field(default_factory=lambda: dict(DEFAULT_SPLIT))
-    split_unit: str = "patients"
+    include: tuple[str, ...] = _parsed((), _strings)
+    exclude: tuple[str, ...] = _parsed((), _strings)
+    modalities: tuple[str, ...] = _parsed(("MR",), _strings)
+    split: Mapping[str, SplitSize] = _parsed(lambda: dict(DEFAULT_SPLIT), _split)
+    split_unit: Literal["patients", "images"] = "patients"
     seed: int = 0
     low_percentile: float = 0.5
     high_percentile: float = 99.5
-    axis: int = 2
-    resize: tuple[int, ...] | None = None
+    axis: Literal[0, 1, 2] = 2
+    resize: tuple[int, ...] | None = _parsed(None, _sizes(2))
     roi_from_masks: bool = False
     roi_margin: int = 10
-    crop: tuple[int, ...] | None = None
+    crop: tuple[int, ...] | None = _parsed(None, _sizes(2))
     skip_empty: float = 0.0
     empty_threshold: float = 0.05
-    patch3d: tuple[int, ...] | None = None
-    patch3d_stride: tuple[int, ...] | None = None
-    dtype: str = "float32"
+    patch3d: tuple[int, ...] | None = _parsed(None, _sizes(3))
+    patch3d_stride: tuple[int, ...] | None = _parsed(None, _sizes(3))
+    dtype: Literal["float32", "float16"] = "float32"
     save_masks: bool = True
 
     def __post_init__(self) -> None:
-        def put(name: str, value: object) -> None:
-            object.__setattr__(self, name, value)
-
-        put("split", parse_split_spec(self.split))  # type: ignore[arg-type]
-        put("resize", _pair(self.resize, "resize"))
-        put("crop", _pair(self.crop, "crop"))
-        put("patch3d", _pair(self.patch3d, "patch3d", 3))
-        put("patch3d_stride", _pair(self.patch3d_stride, "patch3d_stride", 3))
-        for name in ("include", "exclude", "modalities"):
-            value = getattr(self, name)
-            put(name, (value,) if isinstance(value, str) else tuple(str(v) for v in value))
-        put("modalities", tuple(m.upper() for m in self.modalities))
+        object.__setattr__(self, "modalities", tuple(m.upper() for m in self.modalities))
+        for name, n in (("resize", 2), ("crop", 2), ("patch3d", 3), ("patch3d_stride", 3)):
+            _check_sizes(getattr(self, name), name, n)
         if self.group_by not in GROUP_BY:
             raise ConfigError(f"group_by: expected one of {', '.join(GROUP_BY)}, got {self.group_by!r}")
-        if self.split_unit not in ("patients", "images"):
-            raise ConfigError(f"split_unit: expected 'patients' or 'images', got {self.split_unit!r}")
-        if int(self.axis) not in (0, 1, 2):
-            raise ConfigError(f"axis: expected 0, 1 or 2, got {self.axis!r}")
-        if not 0 <= float(self.low_percentile) < float(self.high_percentile) <= 100:
+        if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise ConfigError(
                 f"low_percentile/high_percentile: need 0 <= low < high <= 100, got {self.low_percentile}, "
                 f"{self.high_percentile}"
             )
-        if int(self.roi_margin) < 0:
+        if self.roi_margin < 0:
             raise ConfigError(f"roi_margin: must be >= 0, got {self.roi_margin}")
-        if int(self.seed) < 0:
+        if self.seed < 0:
             raise ConfigError(f"seed: a non-negative integer, got {self.seed}")
-        if not 0 <= float(self.skip_empty) <= 1:
+        if not 0 <= self.skip_empty <= 1:
             raise ConfigError(f"skip_empty: a fraction in [0, 1], got {self.skip_empty}")
-        if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"dtype: 'float32' or 'float16', got {self.dtype!r}")
         if self.roi_from_masks and not self.mask_pattern:
             raise ConfigError("roi_from_masks needs a mask_pattern")
-        for name, kind in (("axis", int), ("seed", int), ("roi_margin", int), ("low_percentile", float),
-                           ("high_percentile", float), ("skip_empty", float), ("empty_threshold", float)):
-            put(name, kind(getattr(self, name)))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> PrepareOptions:
-        """Build from a (YAML) mapping plus keyword overrides; an unknown key is a :class:`ConfigError`."""
-        merged = {**(values or {}), **overrides}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ConfigError(f"prepare: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        try:
-            return cls(**merged)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"prepare: {exc}") from None
+        """Build from a (YAML) mapping plus keyword overrides; an unknown or mistyped option is a
+        :class:`ConfigError` naming it (``prepare.resize: ...``)."""
+        return from_mapping(cls, {**(values or {}), **overrides}, "prepare", what="option")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

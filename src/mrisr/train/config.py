@@ -1,22 +1,24 @@
 """Typed, validated training configuration: YAML -> dataclasses, ``--set key.sub=value`` overrides.
 
-Every key of a YAML file maps onto a dataclass field below; an unknown key, a missing required key or
-a value of the wrong type raises :class:`~mrisr.errors.ConfigError` whose message names the full key
-(``phases.2.ratio``). Values are converted, never guessed: ``1e-4`` (which YAML 1.1 reads as a string)
-becomes a float where a float is expected, an integer is accepted where a float is expected, and
-nothing else is silently coerced.
+Every key of a YAML file maps onto a dataclass field below; conversion, overrides and error messages
+are those of :mod:`mrisr.config` (an unknown key, a missing required key or a value of the wrong type
+raises :class:`~mrisr.errors.ConfigError` naming the full key, ``phases.2.ratio``; ``1e-4`` is a float).
 
 ``--set`` overrides address keys with dots; list items by index (``phases.1.steps=500``). The value is
 parsed as YAML (``null``, ``true``, ``[1, 2]``) except where the field is a string, which takes the
 text verbatim.
+
+Dataset options (degradation, patch_size, augment, dims, context_slices, degrade_margin) have one
+owner per run: the ``data:`` section sets them, or names a data config (``data.config:
+data/cardiac.yaml``, relative to this config's folder; on the command line relative to the current
+folder) whose ``dataset:`` section gives them; a dataset option set in both files is an error, a
+``--set`` value overrides either (see :mod:`mrisr.data.config`). The run's snapshot holds the merged
+section, so it does not depend on the data config file afterwards.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any, Literal
 
 import yaml
 
+from mrisr.config import apply_overrides, from_mapping, is_override, read_yaml, to_plain
+from mrisr.data.config import DataPipelineConfig, DatasetOptions
 from mrisr.errors import ConfigError
 
 NetworkRole = Literal["generator", "discriminator"]
@@ -51,15 +55,14 @@ class RunConfig:
     compile: bool = False
 
 
-@dataclass
-class DataConfig:
-    """Training data: a folder written by ``mrisr prepare`` plus the on-the-fly degradation.
+@dataclass(frozen=True)
+class DataConfig(DatasetOptions):
+    """Training data: a folder written by ``mrisr prepare``, the dataset options (degradation, patch
+    size, augmentation, dims, context slices, ``degrade_margin``: see
+    :class:`~mrisr.data.config.DatasetOptions`) and the loader.
 
     ``batch_size`` is the *global* batch: with N processes each takes ``batch_size / N``.
-    ``patch_size``: the high-resolution patch in pixels/voxels, one number or one per axis (3D:
-    ``[D, H, W]``); ``null`` = whole slices/volumes.
-    ``degrade_margin``: training patches degrade only the patch plus this margin (px) instead of the
-    whole slice (faster; exact for local degradations); validation always degrades whole slices.
+    Validation always degrades whole slices (``degrade_margin`` is for training patches).
     ``lr_root``: a prepared folder of existing low-resolution twins (same names as under ``root``);
     then ``degradation`` is not used (``mrisr.data.datasets.PairedDataset``).
     """
@@ -67,14 +70,8 @@ class DataConfig:
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
-    degradation: str | dict[str, Any] | list[Any] = "bicubic:scale=2"
-    patch_size: int | list[int] | None = 64
-    augment: bool = True
-    dims: Literal[2, 3] = 2
-    context_slices: int = 0
     batch_size: int = 16
     num_workers: int = 2
-    degrade_margin: int | None = None
     lr_root: str | None = None
 
 
@@ -195,13 +192,14 @@ class EMAConfig:
 class ValidationConfig:
     """Validation on the val split every ``every`` steps (and at each phase's end).
 
-    ``metric`` chooses the best checkpoint (psnr/ssim: higher is better; nrmse: lower).
+    ``metric`` chooses the best checkpoint: a validation metric of :mod:`mrisr.metrics.registry` (psnr, ssim:
+    higher is better; nrmse: lower).
     ``baselines`` are scored on the same samples (mrisr.degrade.baselines names).
     ``max_samples``: cap on val samples (null = all); ``grid_samples``: rows of the sample-grid PNG.
     """
 
     every: int = 1000
-    metric: Literal["psnr", "ssim", "nrmse"] = "psnr"
+    metric: str = "psnr"
     baselines: list[str] = field(default_factory=lambda: ["bicubic", "zerofill"])
     max_samples: int | None = 64
     batch_size: int = 4
@@ -253,218 +251,52 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------- loading / validation
-class _SetValue(str):
-    """A ``--set`` value as typed on the command line: parsed as YAML unless the field is a string."""
-
-
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config, apply ``key.sub=value`` overrides, validate into :class:`TrainConfig`."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {p} is not valid YAML: {exc}") from exc
-    if raw is None:
-        raw = {}
-    return config_from_dict(raw, overrides)
+    return config_from_dict(read_yaml(p), overrides, base=p.parent)
 
 
-def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
+def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = (), base: Path | None = None) -> TrainConfig:
+    """Validate raw config data; ``base``: the folder that a relative ``data.config`` is relative to
+    (default: the current folder)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of keys, got {type(raw).__name__}")
-    data: dict[str, Any] = _plain(raw)
-    for item in overrides:
-        apply_override(data, item)
-    cfg = _convert(TrainConfig, data, "")
+    data = apply_overrides(raw, overrides)
+    if isinstance(data.get("data"), Mapping):
+        data["data"] = merge_data_config(data["data"], Path.cwd() if base is None else base)
+    cfg = from_mapping(TrainConfig, data)
     check_config(cfg)
     return cfg
 
 
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set ``key.sub=value`` in the raw (pre-validation) dict, creating intermediate mappings."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set expects key=value, got {item!r}")
-    parts = key.split(".")
-    node: Any = raw
-    for depth, part in enumerate(parts[:-1]):
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            node = node[_index(part, node, where)]
-        elif isinstance(node, dict):
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-        else:
-            raise ConfigError(f"{'.'.join(parts[:depth])}: is a value, cannot set {key}")
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_index(last, node, key)] = _SetValue(value)
-    elif isinstance(node, dict):
-        node[last] = _SetValue(value)
-    else:
-        raise ConfigError(f"{'.'.join(parts[:-1])}: is a value, cannot set {key}")
+def merge_data_config(data: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The raw ``data:`` section with the ``dataset:`` options of the data config it names
+    (``data.config``) merged in; without ``config``, the section as it is.
 
-
-def _index(part: str, seq: list[Any], where: str) -> int:
-    try:
-        i = int(part)
-    except ValueError:
-        raise ConfigError(f"{where}: a list; address its items by index (e.g. .0.)") from None
-    if not -len(seq) <= i < len(seq):
-        raise ConfigError(f"{where}: index out of range (the list has {len(seq)} items)")
-    return i
-
-
-def _plain(value: Any) -> Any:
-    """Deep copy of YAML data into plain dicts/lists (so overrides never touch the caller's data)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin in (list, tuple, dict):
-        return {list: "a list", tuple: "a list", dict: "a mapping"}[origin]
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
-            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    """Convert ``value`` to type ``tp`` or raise ConfigError naming ``key``."""
-    name = key or "config"
-    if isinstance(value, _SetValue):
-        if _wants_text(tp, value):
-            value = str(value)
-        else:
-            try:
-                value = yaml.safe_load(str(value)) if str(value).strip() else ""
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{name}: cannot parse {str(value)!r}: {exc}") from exc
-    if tp is Any:
-        return value
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _convert_dataclass(tp, value, key)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{name}: must not be null (expected {_type_name(tp)})")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(arg, value, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value in choices and type(value) in {type(c) for c in choices}:
-            return value
-        raise ConfigError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, list):
-            raise ConfigError(f"{name}: expected a list, got {value!r}")
-        return [_convert(item_tp, v, f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{name}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{key}.{i}") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{name}: expected a list of {len(args)} items, got {len(value)}")
-        return tuple(_convert(a, v, f"{key}.{i}") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: expected a mapping, got {value!r}")
-        _, val_tp = typing.get_args(tp) or (str, Any)
-        return {str(k): _convert(val_tp, v, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{name}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out = float(value)
-        elif isinstance(value, str):
-            try:
-                out = float(value)  # YAML 1.1 reads "1e-4" as a string
-            except ValueError:
-                raise ConfigError(f"{name}: expected a number, got {value!r}") from None
-        else:
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        if not math.isfinite(out):
-            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
-        return out
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp!r} at {name}")  # programming error
-
-
-def _wants_text(tp: Any, text: str) -> bool:
-    """Whether a command-line value for a field of type ``tp`` is taken verbatim rather than as YAML.
-
-    Strings (and string choices) are verbatim, so ``name=1.0`` stays "1.0" and ``progress=never`` never
-    becomes a boolean; in a union with a string, ``null`` still means None and ``{...}``/``[...]`` YAML.
+    A dataset option written both here and in the data config is a ConfigError; one set by ``--set``
+    wins over the file's.
     """
-    if tp is str:
-        return True
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return all(isinstance(c, str) for c in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType) and str in typing.get_args(tp):
-        stripped = text.strip()
-        if stripped in ("null", "~", "") and type(None) in typing.get_args(tp):
-            return False
-        return not stripped.startswith(("{", "["))
-    return False
-
-
-def _convert_dataclass(cls: Any, value: Any, key: str) -> Any:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key or 'config'}: expected a mapping, got {value!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{key}." if key else ""
-    unknown = [k for k in value if k not in fields]
-    if unknown:
-        known = ", ".join(fields)
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known here: {known})")
-    kwargs = {}
-    for fname, f in fields.items():
-        if fname in value:
-            kwargs[fname] = _convert(hints[fname], value[fname], f"{prefix}{fname}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{prefix}{fname}: required key is missing")
-    return cls(**kwargs)
+    out = dict(data)
+    ref = out.pop("config", None)
+    if ref is None:
+        return out
+    if not isinstance(ref, str):
+        raise ConfigError(f"data.config: expected the path of a data config (configs/data/*.yaml), got {ref!r}")
+    path = Path(ref)
+    if not path.is_absolute() and not is_override(ref):
+        path = base / path
+    try:
+        doc = read_yaml(path)
+        options = to_plain(DataPipelineConfig.from_mapping(doc).dataset)
+    except ConfigError as exc:
+        raise ConfigError(f"data.config: {exc}") from None
+    written = doc.get("dataset") or {}
+    for key in written:
+        if key in out and not is_override(out[key]):
+            raise ConfigError(f"data.{key}: also set in the dataset section of {path} (data.config); a dataset "
+                              f"option is set in one place: remove one, or override it with --set data.{key}=...")
+    return {**{k: options[k] for k in written}, **out}
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -514,10 +346,11 @@ def check_config(cfg: TrainConfig) -> None:
                       else cfg.validation.max_samples)):
         if val <= 0:
             raise ConfigError(f"{sub}: must be positive")
-    for sub, val in (("run.seed", cfg.run.seed), ("data.num_workers", cfg.data.num_workers), ("data.context_slices", cfg.data.context_slices),
+    for sub, val in (("run.seed", cfg.run.seed), ("data.num_workers", cfg.data.num_workers),
                      ("validation.grid_samples", cfg.validation.grid_samples), ("ema.start_step", cfg.ema.start_step)):
         if val < 0:
             raise ConfigError(f"{sub}: must be >= 0")
+    cfg.data.check_values("data")
     for role in ("generator", "discriminator"):
         net: NetworkTrainingConfig = getattr(cfg.optim, role)
         key = f"optim.{role}"
@@ -538,7 +371,11 @@ def check_config(cfg: TrainConfig) -> None:
         if net.scheduler.warmup_steps < 0:
             raise ConfigError(f"{key}.scheduler.warmup_steps: must be >= 0")
     from mrisr.degrade.baselines import BASELINES
+    from mrisr.metrics.registry import validation_metrics
 
+    known = [s.name for s in validation_metrics()]
+    if cfg.validation.metric not in known:
+        raise ConfigError(f"validation.metric: unknown metric {cfg.validation.metric!r}; known: {', '.join(known)}")
     for i, m in enumerate(cfg.validation.baselines):
         if m not in BASELINES:
             raise ConfigError(f"validation.baselines.{i}: unknown baseline {m!r}; known: {', '.join(BASELINES)}")
@@ -553,14 +390,17 @@ def phase_data(cfg: TrainConfig, phase: PhaseConfig) -> DataConfig:
     merged = {**dataclasses.asdict(cfg.data), **phase.data}
     index = cfg.phases.index(phase)
     try:
-        return _convert(DataConfig, merged, "data")
+        data = from_mapping(DataConfig, merged, "data")
+        data.check_values("data")
     except ConfigError as exc:
         raise ConfigError(f"phases.{index}.{exc}") from None
+    return data
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain data (tuples as lists) for the run folder's ``config.yaml`` snapshot."""
-    return _plain(dataclasses.asdict(cfg))
+    out: dict[str, Any] = to_plain(cfg)
+    return out
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -1,4 +1,6 @@
-"""Datasets and loaders for training and validation, built from the config's data section.
+"""Datasets and loaders for training and validation, built from the config's data section
+(:class:`~mrisr.train.config.DataConfig`: its dataset options build the SRDataset, see
+:meth:`mrisr.data.config.DatasetOptions.build`).
 
 The order of training samples is a pure function of ``(seed, epoch)`` and the position in the epoch
 (:class:`~mrisr.train.distributed.ResumableSampler`), and each sample's randomness a function of
@@ -32,7 +34,7 @@ def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
     """An :class:`mrisr.data.datasets.SRDataset` (or ``PairedDataset`` with ``lr_root``) for ``split``;
     validation takes no augmentation, degrades whole slices and uses ``patch_size`` (default whole).
     Errors are ConfigErrors naming ``key`` (the config section, e.g. ``data`` or ``phases.1.data``)."""
-    from mrisr.data.datasets import PairedDataset, SRDataset
+    from mrisr.data.datasets import PairedDataset
     from mrisr.errors import MrisrError
 
     if not cfg.root:
@@ -45,17 +47,14 @@ def build_dataset(cfg: DataConfig, split: str, seed: int, train: bool,
         if not (Path(folder) / "manifest.json").is_file():
             raise ConfigError(f"{key}.{sub}: {folder} is not a prepared data folder (no manifest.json); "
                               f"prepare it with `mrisr prepare SOURCE {folder} --config configs/data/...`")
-    patch = cfg.patch_size if train else patch_size
-    augment = cfg.augment if train else False
+    options = cfg if train else cfg.for_validation(patch_size)
     which = "train_split" if train else "val_split"
     try:
         if cfg.lr_root:
-            ds: Dataset[Any] = PairedDataset(cfg.root, cfg.lr_root, split, patch_size=patch, augment=augment,
-                                             seed=seed)
+            ds: Dataset[Any] = PairedDataset(cfg.root, cfg.lr_root, split, patch_size=options.patch_size,
+                                             augment=options.augment, seed=seed)
         else:
-            ds = SRDataset(cfg.root, split, degradation=cfg.degradation, patch_size=patch, augment=augment,
-                           seed=seed, dims=cfg.dims, context_slices=cfg.context_slices,
-                           degrade_margin=cfg.degrade_margin if train else None)
+            ds = options.build(cfg.root, split, seed)
     except MrisrError as exc:
         where = f"{key}.patch_size" if "patch_size" in str(exc) else f"{key} ({which} {split!r})"
         raise ConfigError(f"{where}: {exc}") from None
