@@ -56,6 +56,27 @@ def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
     return fm
 
 
+def _int16_image(sop_class: str, patient_name: str, patient_id: str, rows: int, cols: int) -> Dataset:
+    """An MR data set of class ``sop_class`` with a new SOPInstanceUID, a patient and signed 16-bit
+    greyscale pixels of ``rows`` x ``cols`` (pixel data not yet set)."""
+    sop_uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    return ds
+
+
 def mr_slice(
     pixels: np.ndarray,
     ipp: Sequence[float],
@@ -73,17 +94,10 @@ def mr_slice(
     **extra: object,
 ) -> Dataset:
     """A single-frame MR Image Storage data set holding ``pixels`` (rows x columns, int16)."""
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = _file_meta(MRImageStorage, sop_uid)
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName = "Test^Patient"
-    ds.PatientID = "P0001"
+    ds = _int16_image(MRImageStorage, "Test^Patient", "P0001", *pixels.shape)
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.2"
-    ds.Modality = "MR"
     ds.SeriesDescription = series_description
     ds.SeriesNumber = series_number
     ds.InstanceNumber = instance_number
@@ -92,13 +106,6 @@ def mr_slice(
     ds.ImageOrientationPatient = _ds_list(iop)
     ds.PixelSpacing = _ds_list(pixel_spacing)
     ds.SliceThickness = slice_thickness
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
     if slope is not None:
         ds.RescaleSlope = slope
     if intercept is not None:
@@ -126,27 +133,13 @@ def enhanced_mr(
     position (and optionally orientation and temporal index) in its per-frame group.
     """
     n, rows, cols = frames.shape
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = _file_meta(EnhancedMRImageStorage, sop_uid)
-    ds.SOPClassUID = EnhancedMRImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName = "Test^Enhanced"
-    ds.PatientID = "P0002"
+    ds = _int16_image(EnhancedMRImageStorage, "Test^Enhanced", "P0002", rows, cols)
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
-    ds.Modality = "MR"
     ds.SeriesDescription = "enhanced oblique"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
     ds.NumberOfFrames = n
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
 
     shared = Dataset()
     measures = Dataset()
