@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mrisr.degrade.registry import STEPS
 from mrisr.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mrisr.degrade.chain import Degradation
+    from mrisr.degrade.step import Step
     from mrisr.io.volume import Volume
 
 
@@ -57,40 +61,66 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
-def degradation_spec(method: str, scale: int | None, axes: str | None, window: str | None, snr: str | None) -> str:
-    """Spec string for the CLI's options; ``method`` may already be a full spec (or a YAML file)."""
-    from mrisr.degrade.chain import METHODS, parse_axes
+#: CLI options that set a field of the ``--method`` step: option -> the field names it fills (the first one
+#: the step declares). A step without a ``scale`` or ``snr`` leaves ``--scale`` to the check that it has an
+#: effect and ``--snr`` to an appended noise step.
+OPTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "--scale": ("scale",), "--axes": ("axes", "axis"), "--window": ("window",), "--snr": ("snr",),
+}
+
+
+def method_step(name: str, options: Mapping[str, object]) -> Step:
+    """The step registered as ``name``, built by its class with the CLI ``options`` (``{"--scale": 2}``) as fields.
+
+    Raises:
+        ConfigError: an option the step has no field for, a required field's option missing, a bad value.
+    """
+    from mrisr.degrade.registry import step_class
+
+    cls = step_class(name)
+    values: dict[str, object] = {}
+    labels: dict[str, str] = {}
+    for option, names in OPTION_FIELDS.items():
+        value = options.get(option)
+        target = next((n for n in names if n in cls.field_names()), None)
+        if target is None:
+            if value is not None and option not in ("--scale", "--snr"):
+                takers = [m for m in STEPS if set(names) & set(step_class(m).field_names())]
+                raise ConfigError(f"{option} applies to --method {' or '.join(takers)} only")
+        elif value is not None:
+            values[target], labels[target] = value, option
+        elif target in cls.required():
+            raise ConfigError(f"{option} is required for --method {cls.method}")
+    return cls.from_mapping(values, labels)
+
+
+def degradation_from_options(method: str, scale: int | None, axes: str | None, window: str | None,
+                             snr: str | None) -> Degradation:
+    """The chain the CLI options describe: ``--method`` names one step (fields from the other options) or is a
+    whole chain / YAML file (``scale`` fills its steps' missing scales); ``--snr`` appends a noise step
+    (``--method noise``: the step's own SNR)."""
+    from mrisr.degrade.chain import Degradation, build_degradation
+    from mrisr.degrade.noise import NoiseStep
 
     name = method.strip().lower()
-    if name not in METHODS:
+    if name in STEPS:
+        if name == NoiseStep.method and not snr:
+            raise ConfigError("--method noise needs --snr")
+        first = method_step(name, {"--scale": scale, "--axes": axes, "--window": window, "--snr": snr})
+        steps = [first]
+        snr_taken = "snr" in first.field_names()
+    else:
         if axes or window:
             raise ConfigError("--axes/--window apply to a single --method name; put them in the spec string")
-        return method + (f";noise:snr={snr}" if snr else "")
-    params = []
-    if name != "noise":
-        if scale is None:
-            raise ConfigError(f"--scale is required for --method {name}")
-        params.append(f"scale={scale}")
-    ax = parse_axes(axes, "--axes")
-    if ax is not None:
-        if name == "noise" or (name == "slice" and (ax == "all" or len(ax) != 1)):
-            raise ConfigError(f"--axes takes {'one axis' if name == 'slice' else 'no value'} for --method {name}")
-        value = ax if isinstance(ax, str) else "+".join(str(a) for a in ax)
-        params.append(f"{'axis' if name == 'slice' else 'axes'}={value}")
-    if window:
-        if name != "kspace":
-            raise ConfigError("--window applies to --method kspace only")
-        params.append(f"window={window}")
-    steps = []
-    if name == "noise":
-        if not snr:
-            raise ConfigError("--method noise needs --snr")
-        steps.append(f"noise:snr={snr}")
-    else:
-        steps.append(f"{name}:" + ",".join(params))
-        if snr:
-            steps.append(f"noise:snr={snr}")
-    return ";".join(steps)
+        steps = list(build_degradation(method, scale=scale).steps)
+        snr_taken = False
+    if snr and not snr_taken:
+        steps.append(NoiseStep.from_mapping({"snr": snr}, {"snr": "--snr"}))
+    deg = Degradation(tuple(steps))
+    if scale is not None and not any("scale" in s.field_names() for s in deg.steps):
+        raise ConfigError(f"--scale {scale} has no effect on {deg.spec} (none of its steps changes the grid by a "
+                          "scale); leave it out")
+    return deg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="input scan (NIfTI, DICOM file/folder, PNG, TIFF, NPY)")
     p.add_argument("output", help="output path (.nii.gz, .npy, .png, .tif or a DICOM folder)")
     p.add_argument("--method", default="kspace",
-                   help="kspace, bicubic, block, slice, noise; or a full chain such as "
+                   help=f"{', '.join(STEPS)}; or a full chain such as "
                    "'kspace:scale=2,window=hamming;noise:snr=30', or a YAML file (default: kspace)")
     p.add_argument("--scale", type=int, help="integer downscale factor (slice spacing ratio for 'slice')")
     p.add_argument("--axes", help="spatial axes to degrade, e.g. 0,1 (default: in-plane 0,1; 'slice': axis 2) or all")
@@ -116,14 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrisr.degrade.chain import build_degradation
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
 
-    spec = degradation_spec(args.method, args.scale, args.axes, args.window, args.snr)
-    deg = build_degradation(spec, scale=args.scale if args.method.strip().lower() != "noise" else None)
-    if args.scale is not None and not any(hasattr(step, "scale") for step in deg.steps):
-        raise ConfigError(f"--scale {args.scale} has no effect on {deg.spec} (noise keeps the grid); leave it out")
+    deg = degradation_from_options(args.method, args.scale, args.axes, args.window, args.snr)
     check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)

@@ -219,6 +219,11 @@ class Step(ABC):
         return tuple(f.name for f in fields(cls))
 
     @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """The fields without a default (a spec must give them)."""
+        return tuple(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+
+    @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Self:
         """The step from spec values (``{"scale": "2", "window": "hamming|none"}``), each read by its parser.
 
@@ -235,10 +240,10 @@ class Step(ABC):
                 raise ConfigError(f"{cls.method}: unknown parameter {key!r}; known: {', '.join(sorted(declared))}")
             label = (labels or {}).get(key, f"{cls.method}.{key}")
             kwargs[key] = declared[key].metadata["parse"](label, value)
-        for f in declared.values():
-            if f.name not in kwargs and f.default is MISSING:
-                example = f.metadata.get("example") or "..."
-                raise ConfigError(f"{cls.method} needs a {f.name} (e.g. {cls.method}:{f.name}={example})")
+        for name in cls.required():
+            if name not in kwargs:
+                example = declared[name].metadata.get("example") or "..."
+                raise ConfigError(f"{cls.method} needs a {name} (e.g. {cls.method}:{name}={example})")
         return cls(**kwargs)
 
     def factors(self, ndim: int) -> tuple[int, ...]:
