@@ -14,10 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from mrisr.metrics.evaluate import evaluate_protocol, format_table, summarise_rows
+from mrisr.evaluate import evaluate_protocol, format_table, summarise_rows
 from mrisr.models.modelfile import load_model_file, pretrained_dir, save_model_file
 
-BASELINES = ["bicubic", "lanczos", "zerofill"]
+COMPARED_WITH = ["bicubic", "lanczos", "zerofill"]  # the baselines a shipped model is scored against
 DEGRADATIONS = ["kspace", "kspace;noise:snr=30"]
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     steps = summary.get("steps", meta.get("training_data", {}).get("step"))
     split_of = split_of_scans(args.prepared, args.source)
     test = sorted(scan for scan, split in split_of.items() if split == "test")
-    rows = evaluate_protocol(test, DEGRADATIONS, [int(meta["scale"])], [*BASELINES, str(weights)], mask="auto")
+    rows = evaluate_protocol(test, DEGRADATIONS, [int(meta["scale"])], [*COMPARED_WITH, str(weights)], mask="auto")
     table = summarise_rows(rows)
     print(format_table(table).replace(str(weights), args.name))
     test_metrics = {

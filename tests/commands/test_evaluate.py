@@ -8,8 +8,8 @@ import pytest
 
 from mrisr.cli import main
 from mrisr.data.phantoms import head_phantom
+from mrisr.evaluate import list_cases
 from mrisr.io import Volume, write_volume
-from mrisr.metrics.evaluate import list_cases
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from mrisr.cli import main
 from mrisr.data.phantoms import head_phantom
 from mrisr.degrade.baselines import upscale_volume
 from mrisr.degrade.chain import build_degradation
+from mrisr.evaluate import CaseVolumes
 from mrisr.io import Volume, write_volume
-from mrisr.metrics.evaluate import CaseVolumes
 from mrisr.report.figures import case_figure, choose_slice, display_orientation
 
 
@@ -155,7 +155,7 @@ def test_case_figure_panels_and_common_window(tmp_path):
     assert info.slice_index == choose_slice(cv.reference.data, 2)
     # the brighter output is drawn brighter (common window), its panel scores worse than bicubic
     by = {p.name: p for p in info.panels if p.kind == "method"}
-    assert by["bright"].psnr < by["bicubic"].psnr
+    assert by["bright"].scores["psnr"] < by["bicubic"].scores["psnr"]
 
 
 def test_case_figure_pair_mode_has_no_lr_column(tmp_path):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from mrisr.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mrisr.metrics.evaluate import ScoreOptions
+    from mrisr.evaluate import ScoreOptions
     from mrisr.report import ReportCollector
 
 
@@ -60,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.evaluate import ScoreOptions
     from mrisr.io.atomic import check_output
-    from mrisr.metrics.evaluate import ScoreOptions
 
     opts = ScoreOptions(gaussian=args.gaussian_ssim, nrmse_normalization=args.nrmse,
                         slice_axis=args.slice_axis, device=args.device)
@@ -82,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--report-cases must be >= 0")
         collector = ReportCollector(figures, max_cases=args.report_cases, slice_axis=args.slice_axis,
                                     gaussian=args.gaussian_ssim, force=args.force)
-    settings: dict[str, object] = {
-        "mask": args.mask or "none", "ssim": "gaussian sigma 1.5" if args.gaussian_ssim else "uniform 7",
-        "ssim_slice_axis": args.slice_axis, "nrmse": args.nrmse, "data_range": "reference max - min",
-    }
+    settings: dict[str, object] = {"mask": args.mask or "none", **opts.settings()}
     try:
         return _evaluate(args, opts, settings, collector)
     except BaseException:
@@ -97,14 +94,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, opts: ScoreOptions, settings: dict[str, object],
               collector: ReportCollector | None) -> int:
     from mrisr.commands.degrade import parse_ints
-    from mrisr.degrade.baselines import BASELINES
-    from mrisr.metrics.evaluate import (
-        evaluate_pairs,
-        evaluate_protocol,
-        format_table,
-        summarise_rows,
-        write_results,
-    )
+    from mrisr.degrade.baselines import BASELINES, baselines_first
+    from mrisr.evaluate import evaluate_pairs, evaluate_protocol, format_table, summarise_rows, write_results
 
     if args.reference or args.test:
         if not (args.reference and args.test):
@@ -116,8 +107,7 @@ def _evaluate(args: argparse.Namespace, opts: ScoreOptions, settings: dict[str, 
     else:
         if not args.inputs:
             raise ConfigError("give high-resolution inputs (protocol mode) or --reference and --test")
-        methods = [m.strip() for m in (args.methods or ",".join(BASELINES)).split(",") if m.strip()]
-        methods = [m for m in BASELINES if m in methods] + [m for m in methods if m not in BASELINES]
+        methods = baselines_first(m.strip() for m in (args.methods or ",".join(BASELINES)).split(",") if m.strip())
         degradations = args.degradation or ["kspace"]
         scales: list[int | None] = list(parse_ints(args.scale, "--scale")) if args.scale else [None]
         progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -8,24 +8,38 @@ In 3D, ``linear`` is trilinear and ``bicubic``/``lanczos`` are the separable (tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
-
-from mrisr.degrade.grid import resampled_volume, spatial_ndim, tensor_to_data, volume_to_tensor
-from mrisr.degrade.kspace import zerofill_upsample
-from mrisr.degrade.resample import resize
 from mrisr.errors import ConfigError
-from mrisr.io.limits import check_voxel_count
-from mrisr.io.volume import Volume
 
-BASELINES = ("nearest", "linear", "bicubic", "lanczos", "zerofill")
+if TYPE_CHECKING:  # the names below are read by CLI parsers: importing this module must stay cheap
+    import torch
 
-_KERNEL_OF = {"nearest": "nearest", "linear": "linear", "bicubic": "cubic", "lanczos": "lanczos"}
+    from mrisr.io.volume import Volume
+
+#: The one declaration of the baselines: name -> kernel of :func:`mrisr.degrade.resample.resize`, or None for
+#: k-space zero-filling (:func:`mrisr.degrade.kspace.zerofill_upsample`). The CLI, configs, reports and the
+#: generators' ``residual`` option all take these names, in this order (the order of every results table).
+_KERNEL_OF: dict[str, str | None] = {
+    "nearest": "nearest", "linear": "linear", "bicubic": "cubic", "lanczos": "lanczos", "zerofill": None,
+}
+BASELINES: tuple[str, ...] = tuple(_KERNEL_OF)
+
+
+def is_baseline(method: str) -> bool:
+    """True for the name of an interpolation baseline (anything else is a model name or path)."""
+    return method in _KERNEL_OF
+
+
+def baselines_first(methods: Iterable[str]) -> list[str]:
+    """``methods`` with the baselines first, in :data:`BASELINES` order (once each), then the others as given."""
+    names = list(methods)
+    return [b for b in BASELINES if b in names] + [m for m in names if not is_baseline(m)]
 
 
 def _check_method(method: str) -> None:
-    if method not in BASELINES:
+    if not is_baseline(method):
         raise ConfigError(f"unknown upscaling method {method!r}; baselines are {', '.join(BASELINES)}")
 
 
@@ -48,10 +62,15 @@ def upscale_tensor(x: torch.Tensor, factors: int | Sequence[int], method: str) -
     if len(fs) != nsp or any(f < 1 for f in fs):
         raise ValueError(f"need {nsp} positive integer factors, got {factors}")
     dims = list(range(2, x.ndim))
-    if method == "zerofill":
+    kernel = _KERNEL_OF[method]
+    if kernel is None:
+        from mrisr.degrade.kspace import zerofill_upsample
+
         return zerofill_upsample(x, fs, dims)
+    from mrisr.degrade.resample import resize
+
     sizes = [x.shape[d] * f for d, f in zip(dims, fs, strict=True)]
-    return resize(x, sizes, dims, _KERNEL_OF[method])
+    return resize(x, sizes, dims, kernel)
 
 
 def upscale_volume(vol: Volume, factors: Sequence[float], method: str) -> Volume:
@@ -60,6 +79,9 @@ def upscale_volume(vol: Volume, factors: Sequence[float], method: str) -> Volume
     Time frames of a 4D volume are upscaled independently. The affine is rescaled with the field of view
     kept, and ``{"op": "upscale", "method", "factors"}`` is appended to ``meta["history"]``.
     """
+    from mrisr.degrade.grid import resampled_volume, spatial_ndim, tensor_to_data, volume_to_tensor
+    from mrisr.io.limits import check_voxel_count
+
     _check_method(method)
     nd = spatial_ndim(vol)
     if len(factors) != nd:
@@ -72,4 +94,4 @@ def upscale_volume(vol: Volume, factors: Sequence[float], method: str) -> Volume
     x = volume_to_tensor(vol)
     y = upscale_tensor(x, ints, method)
     data = tensor_to_data(y, time_axis=vol.ndim == 4)
-    return resampled_volume(vol, data, {"op": "upscale", "method": method, "factors": ints})
+    return resampled_volume(vol, data, ints, {"op": "upscale", "method": method})

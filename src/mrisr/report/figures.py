@@ -3,8 +3,9 @@
 Layout (one PNG per case x degradation x scale), columns ``LR | baselines... | models... | HR``:
 
 * row 1: the slice, every panel in the *same* grey window (the reference volume's 0.5-99.5 percentiles;
-  no per-panel scaling, which would hide intensity errors), each method titled with its PSNR/SSIM on
-  this slice (data range = the reference volume's max - min, as the volume scores);
+  no per-panel scaling, which would hide intensity errors), each method titled with its headline metrics
+  (:data:`mrisr.metrics.registry.METRICS`: PSNR/SSIM) on this slice (data range = the reference volume's
+  max - min, as the volume scores);
 * row 2: ``|method - HR|`` for each method on one common colour scale (0 to the 99.5th percentile of
   all methods' errors on the slice, shown by the colour bar);
 * row 3: a zoomed crop of the most detailed region (largest gradient energy of the reference inside
@@ -32,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from mrisr.evaluate.protocol import CaseVolumes
 from mrisr.io.atomic import atomic_write
-from mrisr.metrics.evaluate import CaseVolumes
+from mrisr.metrics.registry import METRICS, MetricOptions, MetricSpec
 
 #: World direction letters (RAS+): (axis, sign) -> letter.
 _LETTERS = {(0, 1): "R", (0, -1): "L", (1, 1): "A", (1, -1): "P", (2, 1): "S", (2, -1): "I"}
@@ -145,22 +147,29 @@ def _detail_box(img: np.ndarray, fg: np.ndarray | None) -> tuple[int, int, int] 
     return int(r), int(q), side
 
 
-def _slice_scores(ref: np.ndarray, test: np.ndarray, data_range: float, mask: np.ndarray | None,
-                  gaussian: bool) -> tuple[float, float | None]:
-    """PSNR (dB) and 2D SSIM of one displayed slice (over ``mask`` when given)."""
-    import torch
+def headline_metrics() -> list[MetricSpec]:
+    """The metrics shown per slice in panel titles (the registry's headline metrics, in table order)."""
+    return [s for s in METRICS.values() if s.headline]
 
-    from mrisr.metrics import psnr, ssim
-    from mrisr.metrics.image import window_radius
+
+def _slice_scores(ref: np.ndarray, test: np.ndarray, data_range: float, mask: np.ndarray | None,
+                  gaussian: bool) -> dict[str, float | None]:
+    """Headline metric -> its value on one displayed 2D slice (over ``mask`` when given); None where the
+    metric cannot be computed on the slice (SSIM of a slice narrower than its window)."""
+    import torch
 
     r = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float64))[None, None]
     t = torch.from_numpy(np.ascontiguousarray(test, dtype=np.float64))[None, None]
     m = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask))[None, None]
-    p = float(psnr(r, t, data_range, m)[0])
-    s = None
-    if min(ref.shape) > 2 * window_radius(gaussian):
-        s = float(ssim(r, t, data_range, gaussian=gaussian, mask=m)[0])
-    return p, s
+    options = MetricOptions(gaussian=gaussian)
+    out: dict[str, float | None] = {}
+    for spec in headline_metrics():
+        assert spec.per_sample is not None  # a headline metric has one (MetricSpec checks)
+        try:
+            out[spec.name] = float(spec.per_sample(r, t, data_range, m, options)[0])
+        except ValueError:  # e.g. the SSIM window exceeds the slice
+            out[spec.name] = None
+    return out
 
 
 @dataclass
@@ -172,8 +181,8 @@ class Panel:
     title: str
     clim: tuple[float, float]
     shape: tuple[int, int]
-    psnr: float | None = None
-    ssim: float | None = None
+    #: headline metric -> value on this slice (``lr`` and ``method`` panels)
+    scores: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,12 +214,8 @@ def display_name(method: str) -> str:
     return method
 
 
-def _fmt_title(name: str, p: float | None, s: float | None) -> str:
-    parts = []
-    if p is not None:
-        parts.append("PSNR inf" if not np.isfinite(p) else f"PSNR {p:.2f} dB")
-    if s is not None:
-        parts.append(f"SSIM {s:.4f}")
+def _fmt_title(name: str, scores: dict[str, float | None]) -> str:
+    parts = [METRICS[m].short(v) for m, v in scores.items() if v is not None]
     return name + ("\n" + "  ".join(parts) if parts else "")
 
 
@@ -302,16 +307,12 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
     err_im = None
     for c, (kind, name, img) in enumerate(columns):
         ax = axes[0, c]
-        p = s = None
-        if kind == "method":
-            p, s = _slice_scores(hr2, img, data_range, mask2, gaussian)
-        elif kind == "lr":
-            p, s = _slice_scores(hr2, img, data_range, mask2, gaussian)
-        title = _fmt_title(shown.get(name, name) if kind == "method" else name, p, s)
+        scores = _slice_scores(hr2, img, data_range, mask2, gaussian) if kind in ("method", "lr") else {}
+        title = _fmt_title(shown.get(name, name) if kind == "method" else name, scores)
         im = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
         ax.set_title(title, fontsize=8)
         label_sides(ax)
-        info.panels.append(Panel(kind, name, title, _clim(im), img.shape, p, s))
+        info.panels.append(Panel(kind, name, title, _clim(im), img.shape, scores))
         if kind == "hr" and box is not None:
             from matplotlib.patches import Rectangle
 
@@ -374,7 +375,7 @@ class CaseEntry:
 
 
 class ReportCollector:
-    """``on_case`` callback for :func:`mrisr.metrics.evaluate.evaluate_protocol` / ``evaluate_pairs``:
+    """``on_case`` callback for :func:`mrisr.evaluate.protocol.evaluate_protocol` / ``evaluate_pairs``:
     draws the figure of each of the first ``max_cases`` cases into ``figures_dir`` while its volumes are
     in memory and keeps the facts (shapes, histories, rows) of every case."""
 

@@ -2,7 +2,8 @@
 
 One self-contained HTML file (inline CSS, no JavaScript, no external assets); the figures are PNG files
 in ``figures/`` next to it, referenced by relative paths, so the folder can be copied or zipped as a
-whole. Every number is formatted as in ``mrisr evaluate``'s table: PSNR 2 decimals, SSIM and NRMSE 4.
+whole. The metric columns, titles, decimals and best-value direction come from
+:data:`mrisr.metrics.registry.METRICS`, as in ``mrisr evaluate``'s table.
 """
 
 from __future__ import annotations
@@ -18,16 +19,11 @@ from typing import Any
 import numpy as np
 
 from mrisr import __version__
+from mrisr.degrade.baselines import baselines_first, is_baseline
+from mrisr.evaluate.results import shown_metrics
 from mrisr.io.atomic import atomic_write_text
-from mrisr.report.figures import ERROR_PERCENTILE, WINDOW_PERCENTILES, CaseEntry
-
-#: metric -> (column title, decimals, higher is better)
-METRIC_FORMAT: dict[str, tuple[str, int, bool]] = {
-    "psnr": ("PSNR (dB)", 2, True),
-    "ssim": ("SSIM", 4, True),
-    "ssim3d": ("SSIM-3D", 4, True),
-    "nrmse": ("NRMSE", 4, False),
-}
+from mrisr.metrics.registry import METRICS
+from mrisr.report.figures import ERROR_PERCENTILE, WINDOW_PERCENTILES, CaseEntry, headline_metrics
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
@@ -67,19 +63,13 @@ def _json(v: Any) -> str:
     return json.dumps(v, default=str, sort_keys=False)
 
 
-def _is_baseline(method: str) -> bool:
-    from mrisr.degrade.baselines import BASELINES
-
-    return method in BASELINES
-
-
 def _groups(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], list[Mapping[str, Any]]]:
     groups: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
     for e in summary:
         groups.setdefault((e["degradation"], e["scale"]), []).append(e)
-    for key, entries in groups.items():  # baselines first, each part in the order of the run
-        groups[key] = [e for e in entries if _is_baseline(e["method"])] + \
-                      [e for e in entries if not _is_baseline(e["method"])]
+    for key, entries in groups.items():  # baselines first
+        by_method = {e["method"]: e for e in entries}
+        groups[key] = [by_method[m] for m in baselines_first(by_method)]
     return groups
 
 
@@ -88,48 +78,47 @@ def _group_title(deg: Any, scale: Any) -> str:
 
 
 def best_values(entries: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Best mean per metric among ``entries`` (max, or min for NRMSE); metrics without values omitted."""
+    """Best mean per metric among ``entries`` (max, or min where lower is better); metrics without values omitted."""
     best: dict[str, float] = {}
-    for metric, (_, _, higher) in METRIC_FORMAT.items():
+    for metric, spec in METRICS.items():
         vals = [float(e[metric]["mean"]) for e in entries if e.get(metric) and e[metric]["mean"] is not None]
         vals = [v for v in vals if not np.isnan(v)]
         if vals:
-            best[metric] = max(vals) if higher else min(vals)
+            best[metric] = max(vals) if spec.higher_is_better else min(vals)
     return best
 
 
 def psnr_gains(entries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, str]]:
     """Model method -> (mean PSNR minus the best baseline's mean PSNR in dB, that baseline's name)."""
     base = [(float(e["psnr"]["mean"]), e["method"]) for e in entries
-            if _is_baseline(e["method"]) and e.get("psnr")]
+            if is_baseline(e["method"]) and e.get("psnr")]
     if not base:
         return {}
     best, name = max(base)
     return {e["method"]: (float(e["psnr"]["mean"]) - best, name) for e in entries
-            if not _is_baseline(e["method"]) and e.get("psnr")}
+            if not is_baseline(e["method"]) and e.get("psnr")}
 
 
 def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
     """One table per (degradation, scale): methods x metrics (mean ± std, 95% CI, n), best highlighted."""
     parts = []
-    show3d = any(e.get("ssim3d") for e in summary)
-    metrics = [m for m in METRIC_FORMAT if m != "ssim3d" or show3d]
+    metrics = shown_metrics(summary)
     for (deg, scale), entries in _groups(summary).items():
         best = best_values(entries) if len(entries) > 1 else {}
         gains = psnr_gains(entries)
-        head = ["method", "n", *(METRIC_FORMAT[m][0] for m in metrics)]
+        head = ["method", "n", *(METRICS[m].title for m in metrics)]
         if gains:
             head.append("PSNR gain over best baseline (dB)")
         out = [f'<h3>{_e(_group_title(deg, scale))}</h3>',
                f'<table class="summary" data-group="{_e(_group_title(deg, scale))}">',
                "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
         for e in entries:
-            kind = "baseline" if _is_baseline(e["method"]) else "model" if deg else "test"
+            kind = "baseline" if is_baseline(e["method"]) else "model" if deg else "test"
             label = f" <span class='muted'>({kind})</span>" if deg else ""  # pair mode: no baseline/model kind
             cells = [f"<td>{_e(e['method'])}{label}</td>",
                      f"<td class='num'>{_e(e['n'])}</td>"]
             for m in metrics:
-                s, digits = e.get(m), METRIC_FORMAT[m][1]
+                s, digits = e.get(m), METRICS[m].digits
                 if not s:
                     cells.append("<td class='num'>-</td>")
                     continue
@@ -156,12 +145,12 @@ def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
 
 
 def case_rows_table(rows: Sequence[Mapping[str, Any]], with_case: bool = True,
-                    slice_scores: Mapping[str, tuple[float | None, float | None]] | None = None) -> str:
-    """Per-case metrics table (case, degradation/scale, method, PSNR, SSIM, SSIM-3D, NRMSE)."""
-    head = (["case", "degradation", "scale"] if with_case else []) + ["method", "PSNR (dB)", "SSIM", "SSIM-3D",
-                                                                    "NRMSE"]
+                    slice_scores: Mapping[str, Mapping[str, float | None]] | None = None) -> str:
+    """Per-case metrics table (case, degradation/scale, method, every metric); ``slice_scores`` (method ->
+    headline metric -> value on the figure's slice) adds a column per headline metric."""
+    head = (["case", "degradation", "scale"] if with_case else []) + ["method", *(s.title for s in METRICS.values())]
     if slice_scores:
-        head += ["PSNR on the shown slice", "SSIM on the shown slice"]
+        head += [f"{s.label} on the shown slice" for s in headline_metrics()]
     out = ["<table class='cases'>", "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         cells = []
@@ -169,11 +158,11 @@ def case_rows_table(rows: Sequence[Mapping[str, Any]], with_case: bool = True,
             cells += [f"<td>{_e(r['case'])}</td>", f"<td>{_e(r['degradation'] or '-')}</td>",
                       f"<td>{_e(('x' + str(r['scale'])) if r['scale'] not in ('', None) else '-')}</td>"]
         cells.append(f"<td>{_e(r['method'])}</td>")
-        for m in ("psnr", "ssim", "ssim3d", "nrmse"):
-            cells.append(f"<td class='num' data-metric='{m}'>{_num(r.get(m), METRIC_FORMAT[m][1])}</td>")
+        for m, spec in METRICS.items():
+            cells.append(f"<td class='num' data-metric='{m}'>{_num(r.get(m), spec.digits)}</td>")
         if slice_scores:
-            p, s = slice_scores.get(r["method"], (None, None))
-            cells += [f"<td class='num'>{_num(p, 2)}</td>", f"<td class='num'>{_num(s, 4)}</td>"]
+            on_slice = slice_scores.get(r["method"], {})
+            cells += [f"<td class='num'>{_num(on_slice.get(s.name), s.digits)}</td>" for s in headline_metrics()]
         out.append(f"<tr data-case='{_e(r['case'])}' data-method='{_e(r['method'])}'>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -213,12 +202,13 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
         f"{_e(where)} (centre of mass of the reference's foreground); {_e(orient)}. All image panels share "
         f"the grey window [{lo:.4g}, {hi:.4g}] (reference {WINDOW_PERCENTILES[0]:g}-{WINDOW_PERCENTILES[1]:g} "
         f"percentiles); error maps share 0 to {fig.error_max:.4g} (p{ERROR_PERCENTILE:g} of all errors on the "
-        "slice). Panel titles give PSNR/SSIM on this slice only (data range = the reference volume's). "
+        f"slice). Panel titles give {'/'.join(s.label for s in headline_metrics())} on this slice only (data range "
+        "= the reference volume's). "
         + ("The bottom row zooms into the outlined region of the HR panel (largest detail). "
            if fig.zoom is not None else "")
         + ("The LR panel is the degraded input, nearest-upsampled for display. " if entry.lr_shape else "")
     )
-    slice_scores = {p.name: (p.psnr, p.ssim) for p in fig.panels if p.kind == "method"}
+    slice_scores = {p.name: p.scores for p in fig.panels if p.kind == "method"}
     parts = [f"<section class='case' id='{_e(fig.path.stem)}'>", f"<h3>{_e(title)}</h3>",
              f"<figure><img src='{_e(figures_rel + '/' + fig.path.name)}' width='{fig.size_px[0]}' "
              f"height='{fig.size_px[1]}' alt='{_e(title)}'><figcaption>{caption}</figcaption></figure>",
@@ -255,7 +245,7 @@ def model_metadata(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     for m in methods:
-        if _is_baseline(m):
+        if is_baseline(m):
             continue
         try:
             from mrisr.models.modelfile import read_model_metadata
@@ -293,8 +283,8 @@ def render_report(summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
     n_methods = len({r["method"] for r in rows})
     intro = (f"{n_cases} case(s), {n_methods} method(s), {len(rows)} scored volume(s). "
              "Means ± sample standard deviation across cases, 95% t-interval of the mean, n = cases. "
-             "PSNR and NRMSE over all voxels (or the mask), SSIM = 2D SSIM per slice averaged, SSIM-3D with a "
-             "cubic window; data range = reference max - min. Best value per column highlighted.")
+             + "; ".join(f"{s.label} {s.description}" for s in METRICS.values())
+             + "; data range = reference max - min. Best value per column highlighted.")
     cap_note = ""
     if n_cases > max_cases:
         cap_note = (f"<p class='note'>Figures are shown for the first {max_cases} of {n_cases} cases; every case "
