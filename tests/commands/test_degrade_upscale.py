@@ -35,6 +35,7 @@ def test_degrade_kspace_with_noise_writes_coarse_grid(tmp_path, scan, capsys):
     ("args", "shape"),
     [
         (["--method", "slice", "--scale", "3"], (48, 40, 4)),
+        (["--method", "slice", "--scale", "2", "--axes", "0"], (24, 40, 12)),  # --axes fills slice's one axis
         (["--method", "block", "--scale", "2", "--axes", "0,1,2"], (24, 20, 6)),
         (["--method", "bicubic:scale=4;noise:sigma=5"], (12, 10, 12)),
         (["--method", "noise", "--snr", "20"], (48, 40, 12)),
@@ -57,6 +58,13 @@ def test_degrade_methods(tmp_path, scan, args, shape):
         (["--method", "slice", "--scale", "13"], "too small for factors (1, 1, 13): axis 2"),
         (["--method", "noise", "--snr", "10", "--scale", "2"], "--scale 2 has no effect on noise:snr=10"),
         (["--scale", "2", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
+        # the CLI options are the step's fields, labelled as typed
+        (["--method", "noise"], "--method noise needs --snr"),
+        (["--method", "noise", "--snr", "10", "--axes", "1"], "--axes applies to --method kspace or bicubic or block or slice only"),
+        (["--method", "kspace", "--scale", "2", "--snr", "ten"], "--snr must be a number or a range a..b, got 'ten'"),
+        (["--method", "kspace", "--scale", "2", "--axes", "0+x"], "--axes must be spatial axes like 0+1 or 'all'"),
+        (["--method", "kspace:scale=2", "--window", "hamming"], "--axes/--window apply to a single --method name"),
+        (["--method", "bicubic:scale=2", "--scale", "3"], "bicubic: scale=2 conflicts with --scale 3"),
     ],
 )
 def test_degrade_errors(tmp_path, scan, capsys, args, message):
