@@ -126,7 +126,7 @@ def degradation_from_options(method: str, scale: int | None, axes: str | None, w
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "degrade",
-        help="simulate a low-resolution scan (k-space, bicubic, block, thick slices, noise)",
+        help=f"simulate a low-resolution scan ({', '.join(STEPS)})",
         description="Writes the low-resolution scan on its coarse grid with a corrected affine (same field of "
         "view). Sizes that are not multiples of the scale are centre-cropped first. The parameters are kept "
         "in the volume's history.",

@@ -17,16 +17,10 @@ Dict / YAML forms: ``{"method": "kspace", "scale": 2, "window": "hamming"}``, ``
 a list of those (a chain), or ``{"steps": [...]}``; ranges as ``"20..40"`` or ``{"uniform": [20, 40]}``,
 choices as ``"a|b"`` or ``{"choice": ["a", "b"]}``.
 
-Each method is a step class found by name in :mod:`mrisr.degrade.registry`, which reads and checks its own
-fields (:class:`mrisr.degrade.step.Step`); this module only splits a spec into steps, composes them,
-records the history and multiplies the factors. The steps beside their operations:
-
-* ``kspace`` (scale, axes, window): :class:`~mrisr.degrade.kspace.KSpaceStep` (magnitude image).
-* ``bicubic`` (scale, axes): :class:`~mrisr.degrade.resample.BicubicStep` (MATLAB ``imresize``).
-* ``block`` (scale, axes, grid=coarse|original): :class:`~mrisr.degrade.blocks.BlockStep`.
-* ``slice`` (scale, axis, thickness, gap, profile=gaussian|rect): :class:`~mrisr.degrade.slice_profile.SliceStep`;
-  ``axis`` defaults to the last spatial axis.
-* ``noise`` (snr or sigma): :class:`~mrisr.degrade.noise.NoiseStep` (Rician).
+Each method is a step class found by name in :data:`mrisr.degrade.registry.STEPS` (the list of methods); the
+class sits beside its operation and reads and checks its own fields (:class:`mrisr.degrade.step.Step`, whose
+subclasses document them). This module only splits a spec into steps, composes them, records the history
+and multiplies the factors.
 """
 
 from __future__ import annotations
