@@ -60,6 +60,20 @@ def test_a_registry_line_naming_no_step_is_refused(monkeypatch):
         step_class("volume")
 
 
+@dataclass(frozen=True)
+class UnreadStep(StrideStep):
+    """A field declared without a parser."""
+
+    method: ClassVar[str] = "unread"
+    offset: int = 0
+
+
+def test_a_field_without_a_parser_is_refused_at_lookup(monkeypatch):
+    monkeypatch.setitem(STEPS, "unread", f"{UnreadStep.__module__}:UnreadStep")
+    with pytest.raises(TypeError, match=r"fields \['offset'\] declare no parser"):
+        step_class("unread")
+
+
 def test_registered_step_parses_applies_and_records(phantom3d, stride_registered):
     deg = build_degradation("stride:scale=2,gain=0.5..2;noise:snr=30")
     assert deg.steps[0] == StrideStep(scale=2, gain=Uniform(0.5, 2.0))

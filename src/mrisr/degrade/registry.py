@@ -9,6 +9,7 @@ operation and its step), a line here and its test.
 from __future__ import annotations
 
 import importlib
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from mrisr.errors import ConfigError
@@ -40,4 +41,7 @@ def step_class(name: str) -> type[Step]:
     cls = getattr(importlib.import_module(module), attr)
     if not (isinstance(cls, type) and issubclass(cls, Step) and cls.method == key):
         raise TypeError(f"registry entry {key!r} -> {STEPS[key]} is not a Step whose method is {key!r}")
+    unread = [f.name for f in fields(cls) if "parse" not in f.metadata]
+    if unread:
+        raise TypeError(f"{STEPS[key]}: fields {unread} declare no parser (field(metadata=reads(...)))")
     return cls
