@@ -82,6 +82,8 @@ def test_bad_overrides_name_the_key(override: str, key: str) -> None:
     ({"phases": [{"name": "a", "steps": 1, "ratio": "4-1"}]}, "phases.0.ratio"),
     ({"phases": [{"name": "a", "steps": 1, "train": ["generator", "discriminator"]}]}, "phases.0"),
     ({"phases": [{"name": "a", "steps": 1, "data": {"rooot": "x"}}]}, "phases.0.data.rooot"),
+    ({"phases": [{"name": "a", "steps": 1, "data": {"config": "x.yaml"}}]}, "phases.0.data.config"),
+    ({"data": {"root": "x", "context_slices": -1}}, "data.context_slices"),
     ({"phases": [{"name": "a", "steps": 1}, {"name": "a", "steps": 1}]}, "phases.1.name"),
     ({"phases": []}, "phases"),
     ({"model": {}}, "model.generator"),
@@ -113,6 +115,12 @@ def test_phase_data_overrides_merge_and_validate() -> None:
     bad = cfg(phases=[{"name": "a", "steps": 1, "data": {"batch_size": "many"}}])
     with pytest.raises(ConfigError, match=r"phases\.0\.data\.batch_size"):
         phase_data(bad, bad.phases[0])
+
+
+def test_phase_data_is_range_checked_like_the_data_section() -> None:
+    c = cfg(phases=[{"name": "a", "steps": 1, "data": {"degrade_margin": -2}}])
+    with pytest.raises(ConfigError, match=r"^phases\.0\.data\.degrade_margin: "):
+        phase_data(c, c.phases[0])
 
 
 def test_snapshot_round_trips(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder (created)")
     p.add_argument("--config", help="data config YAML (configs/data/*.yaml); its 'prepare:' section")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config entry, e.g. --set prepare.resize=128 (repeatable)")
+                   help="override a config entry, e.g. --set prepare.resize=128 (repeatable; the "
+                        "syntax of mrisr train --set)")
     g = p.add_argument_group("discovery and splits")
     g.add_argument("--mask-pattern", help="glob of mask file names (default '*_gt.nii*')")
     g.add_argument("--group-by", choices=("auto", "dicom", "folder", "regex"), help="how patients are found (default auto)")

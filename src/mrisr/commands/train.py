@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.generator.optimizer.lr=1e-4 "
-                        "--set phases.0.steps=500 (repeatable)")
+                        "--set phases.0.steps=500 (repeatable; the syntax of mrisr prepare --set; it also "
+                        "overrides a dataset option of the data config named by data.config)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<config name>-<time>)")
     p.set_defaults(func=run)
@@ -27,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mrisr.errors import ConfigError
     from mrisr.train.config import load_config
-    from mrisr.train.loop import load_run_config, train
+    from mrisr.train.loop import train
+    from mrisr.train.run import load_run_config
 
     if args.resume:
         if args.out:

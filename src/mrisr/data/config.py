@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mrisr.config import apply_overrides, from_mapping, read_yaml, to_plain
+from mrisr.config import apply_overrides, from_mapping, read_yaml
 from mrisr.data.prepare import PrepareOptions
 from mrisr.errors import ConfigError
 
@@ -118,10 +118,6 @@ class DataPipelineConfig:
         cfg.dataset.check_values("dataset")
         cfg.dataset.check_degradation("dataset")
         return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = to_plain(self)
-        return out
 
 
 def load_data_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DataPipelineConfig:
