@@ -5,7 +5,7 @@ Layout of a prepared folder ``OUT``::
     OUT/volumes/<volume_id>.npy        float32/float16 (T, S, H, W) in [0, 1], memory-mappable
     OUT/volumes/<volume_id>_mask.npy   uint8 (T, S, H, W) labels, when the scan had a mask of its shape
     OUT/records/<volume_id>.json       one VolumeRecord per finished volume (resume marker)
-    OUT/manifest.json                  options, splits, every volume (+ split) and what was skipped
+    OUT/manifest.json                  options, normalisation, splits, every volume (+ split), what was skipped
     OUT/slices.csv                     one row per 2D sample: patient, split, source, frame, slice, spacing, normalisation
     OUT/patches3d.csv                  one row per 3D patch (when 3D patches were asked for)
     OUT/summary.json, OUT/summary.txt  counts per split, sizes, skipped inputs
@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mrisr.errors import InputError
+from mrisr.data.normalise import check_normalisation, percentile_normalisation
+from mrisr.errors import ConfigError, InputError
 from mrisr.io.atomic import atomic_write_text
 
 MANIFEST_VERSION = 1
@@ -92,10 +93,14 @@ class ManifestVolume:
 
 @dataclass
 class Manifest:
+    """A prepared folder's index. ``normalisation``: the description (:mod:`mrisr.data.normalise`) every
+    stored volume was mapped with; each record keeps the window fitted on its own volume."""
+
     root: Path
     options: dict[str, Any]
     volumes: list[ManifestVolume]
     skipped: list[dict[str, str]]
+    normalisation: dict[str, Any] | None = None
     version: int = MANIFEST_VERSION
 
     # -- queries ------------------------------------------------------------------------------------
@@ -112,6 +117,7 @@ class Manifest:
         doc = {
             "version": self.version,
             "options": self.options,
+            "normalisation": self.normalisation,
             "volumes": [
                 {**v.record.to_dict(), "split": v.split, "slices": v.slices, "patches3d": v.patches3d,
                  "unused_slices": len(v.record.slices) - len(v.slices)}
@@ -174,4 +180,18 @@ def load_manifest(root: str | Path) -> Manifest:
         ManifestVolume(VolumeRecord.from_dict(d), d["split"], d["slices"], d.get("patches3d", []))
         for d in doc["volumes"]
     ]
-    return Manifest(root, doc["options"], volumes, doc.get("skipped", []))
+    return Manifest(root, doc["options"], volumes, doc.get("skipped", []), _normalisation(path, doc))
+
+
+def _normalisation(path: Path, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's normalisation; manifests written before it was recorded have the percentiles in
+    their options (``None`` when neither says)."""
+    try:
+        if doc.get("normalisation") is not None:
+            return check_normalisation(doc["normalisation"])
+        opts = doc.get("options") or {}
+        if "low_percentile" in opts and "high_percentile" in opts:
+            return percentile_normalisation(opts["low_percentile"], opts["high_percentile"])
+    except ConfigError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return None

@@ -40,7 +40,7 @@ from mrisr import __version__
 from mrisr.config import PARSE, from_mapping
 from mrisr.data.discover import GROUP_BY, ScanRef, Skipped, discover, fingerprint
 from mrisr.data.manifest import Manifest, ManifestVolume, VolumeRecord
-from mrisr.data.normalise import apply_normalisation, fit_normalisation
+from mrisr.data.normalise import apply_normalisation, fit_normalisation, percentile_normalisation
 from mrisr.data.roi import crop_bbox, expand_bbox, union_bbox
 from mrisr.data.slices import centre_crop_pad, foreground_fraction, resize_stack, stack_spacing, to_stack
 from mrisr.data.splits import DEFAULT_SPLIT, SplitSize, assign_splits, parse_split_spec
@@ -505,7 +505,8 @@ def prepare_dataset(
 
     volumes, unused_patients = _assign(records, opts)
     manifest = Manifest(dst, {"source": str(src.resolve()), **opts.to_dict()}, volumes,
-                        [{"source": s.source, "reason": s.reason} for s in skipped])
+                        [{"source": s.source, "reason": s.reason} for s in skipped],
+                        percentile_normalisation(opts.low_percentile, opts.high_percentile))
     manifest.save()
     summary = summarise(manifest, new=new, reused=reused, seconds=time.perf_counter() - t0,
                         unused_patients=unused_patients)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intensity_map
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.volume import Volume
-from mrisr.models.modelfile import (
-    DEFAULT_NORMALISATION,
-    check_normalisation,
-    load_model_file,
-    resolve_model_path,
-)
+from mrisr.models.modelfile import load_model_file, resolve_model_path
 
 ModelRef = str | os.PathLike[str] | nn.Module | tuple[nn.Module, Mapping[str, Any]]
 
@@ -45,54 +40,6 @@ _CACHE_SIZE = 4
 
 
 # ------------------------------------------------------------------------------------------- normalisation
-@dataclass(frozen=True)
-class IntensityMap:
-    """``y = (x - low) / (high - low)``, optionally clipped to [0, 1], then mapped to ``range``."""
-
-    low: float
-    high: float
-    clip: bool
-    out_low: float = 0.0
-    out_high: float = 1.0
-    identity: bool = False
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.identity:
-            return np.asarray(x, dtype=np.float32)
-        y = (np.asarray(x, dtype=np.float32) - np.float32(self.low)) / np.float32(self.high - self.low)
-        if self.clip:
-            y = np.clip(y, 0.0, 1.0, out=y)
-        return (y * np.float32(self.out_high - self.out_low) + np.float32(self.out_low)).astype(np.float32)
-
-    def inverse(self, y: np.ndarray) -> np.ndarray:
-        if self.identity:
-            return np.asarray(y, dtype=np.float32)
-        u = (np.asarray(y, dtype=np.float32) - np.float32(self.out_low)) / np.float32(self.out_high - self.out_low)
-        return (u * np.float32(self.high - self.low) + np.float32(self.low)).astype(np.float32)
-
-
-def fit_intensity_map(data: np.ndarray, normalisation: Mapping[str, Any] | None) -> IntensityMap:
-    """The per-volume intensity mapping that a model file's ``normalisation`` describes."""
-    norm = check_normalisation(normalisation)
-    method = norm["method"]
-    if method == "none":
-        return IntensityMap(0.0, 1.0, False, identity=True)
-    out_lo, out_hi = norm["range"]
-    if method == "fixed":
-        lo, hi = float(norm["low"]), float(norm["high"])
-    else:
-        flat = np.asarray(data, dtype=np.float32).ravel()
-        if flat.size > 4_000_000:  # as mrisr.data.normalise: a subsample gives the same percentiles
-            flat = flat[:: flat.size // 4_000_000 + 1]
-        if method == "minmax":
-            lo, hi = float(np.nanmin(flat)), float(np.nanmax(flat))
-        else:
-            lo, hi = (float(v) for v in np.nanpercentile(flat, [norm["low_percentile"], norm["high_percentile"]]))
-        if not hi > lo:
-            hi = lo + 1.0
-    return IntensityMap(lo, hi, bool(norm.get("clip", False)), float(out_lo), float(out_hi))
-
-
 def clip_excess(data: np.ndarray, imap: IntensityMap) -> np.ndarray | None:
     """What clipping to the normalisation window removes from ``data`` (input units), or None if nothing.
 

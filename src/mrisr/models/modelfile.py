@@ -9,15 +9,10 @@ header (authoritative) and, for people and tools, in a sidecar ``.json`` next to
 Loading never unpickles anything: weights are read with safetensors only, so a ``.pt``/``.pth``/``.ckpt``
 file is refused with an explanation instead of being executed.
 
-Intensity normalisation (``metadata["normalisation"]``), applied per volume before the network and
-inverted on its output by :func:`mrisr.infer.upscale_with_model`:
-
-* ``{"method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "clip": true,
-  "range": [0, 1]}`` - the volume's percentiles map to ``range`` (the default; matches
-  ``mrisr.data.normalise``);
-* ``{"method": "minmax", "range": [0, 1]}`` - min and max map to ``range``;
-* ``{"method": "fixed", "low": a, "high": b, "clip": false, "range": [0, 1]}`` - fixed intensities;
-* ``{"method": "none"}`` - voxel values are fed as they are.
+Intensity normalisation (``metadata["normalisation"]``, a description from :mod:`mrisr.data.normalise`),
+applied per volume before the network and inverted on its output by :func:`mrisr.infer.upscale_with_model`.
+``mrisr train`` writes the one its prepared data was normalised with; a file without one gets
+:data:`~mrisr.data.normalise.DEFAULT_NORMALISATION`.
 """
 
 from __future__ import annotations
@@ -35,6 +30,7 @@ import torch
 from torch import nn
 
 from mrisr import __version__
+from mrisr.data.normalise import check_normalisation
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.atomic import atomic_path, atomic_write_text, check_output
 
@@ -42,52 +38,11 @@ FORMAT = "mrisr-model"
 FORMAT_VERSION = 1
 METADATA_KEY = "mrisr"
 SUFFIX = ".safetensors"
-DEFAULT_NORMALISATION: dict[str, Any] = {
-    "method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "clip": True, "range": [0.0, 1.0],
-}
-NORMALISATION_METHODS = ("percentile", "minmax", "fixed", "none")
 # Largest safetensors JSON header we accept (the format itself caps it at 100 MB).
 _MAX_HEADER = 100_000_000
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def check_normalisation(norm: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate and complete a normalisation description (``None`` -> the default)."""
-    if norm is None:
-        return dict(DEFAULT_NORMALISATION)
-    if not isinstance(norm, Mapping):
-        raise ConfigError(f"normalisation must be a mapping such as {{'method': 'minmax'}}, got {norm!r}")
-    try:
-        return _check_normalisation(dict(norm))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"normalisation {dict(norm)!r} holds a value that is not a number ({exc})") from None
-
-
-def _check_normalisation(out: dict[str, Any]) -> dict[str, Any]:
-    method = out.get("method")
-    if method not in NORMALISATION_METHODS:
-        raise ConfigError(f"normalisation method must be one of {NORMALISATION_METHODS}, got {method!r}")
-    if method == "none":
-        return {"method": "none"}
-    rng = out.setdefault("range", [0.0, 1.0])
-    if not (isinstance(rng, list | tuple) and len(rng) == 2 and float(rng[1]) > float(rng[0])):
-        raise ConfigError(f"normalisation range must be [low, high] with high > low, got {rng!r}")
-    out["range"] = [float(rng[0]), float(rng[1])]
-    if method == "percentile":
-        lo = float(out.setdefault("low_percentile", DEFAULT_NORMALISATION["low_percentile"]))
-        hi = float(out.setdefault("high_percentile", DEFAULT_NORMALISATION["high_percentile"]))
-        if not 0.0 <= lo < hi <= 100.0:
-            raise ConfigError(f"normalisation percentiles need 0 <= low < high <= 100, got {lo}, {hi}")
-        out.setdefault("clip", True)
-    elif method == "fixed":
-        if "low" not in out or "high" not in out or not float(out["high"]) > float(out["low"]):
-            raise ConfigError("normalisation method 'fixed' needs numbers low < high")
-        out.setdefault("clip", False)
-    else:
-        out.setdefault("clip", False)
-    return out
-
-
 def _jsonable(value: Any, where: str) -> Any:
     try:
         return json.loads(json.dumps(value))
