@@ -14,17 +14,17 @@ import torch.distributed as dist
 import yaml
 from safetensors.torch import load_file
 
+from mrisr.losses.adversarial import Adversarial, build_adversarial
 from mrisr.train.config import config_from_dict
 from mrisr.train.distributed import DistEnv, unwrap, wrap
 from mrisr.train.gan import (
-    Adversarial,
     LossTerm,
     apply_update,
     discriminator_losses,
     frozen,
     generator_losses,
 )
-from mrisr.train.loop import build_adversarial, train
+from mrisr.train.loop import train
 from tests.train.helpers import adam_steps, small_gan
 
 # Same samples per global batch, gradients averaged by DDP instead of taken over one batch: the weights

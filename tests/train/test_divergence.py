@@ -32,10 +32,10 @@ def test_nan_weights_are_never_saved(prepared: dict[str, str], tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     real_step = loop.train_step
 
-    def poisoning_step(batch, nets, *args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real_step(batch, nets, *args, **kwargs)
+    def poisoning_step(run, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real_step(run, *args, **kwargs)
         with torch.no_grad():
-            next(nets.g_plain.parameters()).fill_(float("nan"))  # losses of this step are still finite
+            next(run.nets.g_plain.parameters()).fill_(float("nan"))  # losses of this step are still finite
         return out
 
     monkeypatch.setattr(loop, "train_step", poisoning_step)

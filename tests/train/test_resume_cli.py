@@ -10,7 +10,8 @@ import yaml
 from mrisr.cli import main
 from mrisr.errors import ConfigError
 from mrisr.train.config import config_from_dict
-from mrisr.train.loop import load_run_config, train
+from mrisr.train.loop import train
+from mrisr.train.run import load_run_config
 from tests.train.helpers import small_gan
 
 SUP = [{"name": "sup", "steps": 2, "losses": [{"name": "l1"}]}]

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from mrisr.errors import ConfigError
+from mrisr.losses.adversarial import build_adversarial, smooth_l1_d_loss, smooth_l1_g_loss
 from mrisr.models.registry import build_model
 from mrisr.train.config import load_config
-from mrisr.train.gan import smooth_l1_d_loss, smooth_l1_g_loss
-from mrisr.train.loop import build_adversarial, build_loss_terms
+from mrisr.train.run import build_loss_terms
 from tests.train.helpers import CONFIGS
 
 

@@ -1,7 +1,8 @@
 """The model file: ``NAME.safetensors`` (weights + metadata in its header) and a ``NAME.json`` copy of the metadata.
 
 Everything needed to rebuild and use the network travels with the weights: the registry architecture
-name and its constructor arguments, the upscaling factors, the intensity normalisation the network
+name and its constructor arguments, the upscaling factors and the axes they refine (``geometry``:
+``"isotropic"`` or ``"through_plane"``, see :mod:`mrisr.models.base`), the intensity normalisation the network
 expects, the degradation it was trained for, what data it was trained on, its validation metrics and the
 mrisr version that wrote it. The metadata is stored as JSON under the key ``"mrisr"`` of the safetensors
 header (authoritative) and, for people and tools, in a sidecar ``.json`` next to it.
@@ -124,6 +125,7 @@ def build_metadata(model: nn.Module, arch: str, args: Mapping[str, Any], meta: M
         gen: Any = model
         md["scale"] = int(gen.scale)
         md["factors"] = [int(f) for f in gen.factors]
+        md["geometry"] = str(gen.geometry)
         md["context_slices"] = int(gen.in_channels) // 2
         md["normalisation"] = check_normalisation(meta.pop("normalisation", None))
     md.update({
@@ -278,6 +280,7 @@ def _parse_metadata(path: Path, header: Mapping[str, str] | None) -> dict[str, A
     if "normalization" in md and "normalisation" not in md:
         md["normalisation"] = md.pop("normalization")
     if md.get("kind", "generator") == "generator":
+        md.setdefault("geometry", legacy_geometry(md.get("factors")))
         try:
             md["normalisation"] = check_normalisation(md.get("normalisation"))
         except ConfigError as exc:
@@ -307,15 +310,25 @@ def _check_weights_fit(path: Path, arch: str, model: nn.Module, tensors: Mapping
         raise InputError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf (e.g. {bad[0]}); the model is broken")
 
 
+def legacy_geometry(factors: Any) -> str:
+    """``geometry`` of a model file written before mrisr recorded it: ``"through_plane"`` for 3D factors
+    ``[1, 1, s]`` with ``s > 1`` (the only anisotropic networks mrisr builds), else ``"isotropic"``."""
+    if isinstance(factors, list) and len(factors) == 3 and factors[:2] == [1, 1] and factors[2] != 1:
+        return "through_plane"
+    return "isotropic"
+
+
 def _check_factors(path: Path, md: Mapping[str, Any], model: nn.Module) -> None:
-    """The metadata's ``scale`` / ``factors`` must describe the rebuilt network (they are what users read)."""
+    """The metadata's ``scale`` / ``factors`` / ``geometry`` must describe the rebuilt network (they are
+    what users read)."""
     if not hasattr(model, "factors"):
         return
-    have = {"scale": int(getattr(model, "scale")), "factors": [int(f) for f in getattr(model, "factors")]}  # noqa: B009
+    have = {"scale": int(getattr(model, "scale")), "factors": [int(f) for f in getattr(model, "factors")],  # noqa: B009
+            "geometry": str(getattr(model, "geometry", "isotropic"))}
     for key, value in have.items():
         if key in md and md[key] != value:
-            raise InputError(f"{path}: metadata says {key} {md[key]!r} but the stored network upscales by "
-                             f"{value!r} (inconsistent file)")
+            raise InputError(f"{path}: metadata says {key} {md[key]!r} but the stored network "
+                             f"{'has geometry' if key == 'geometry' else 'upscales by'} {value!r} (inconsistent file)")
 
 
 def read_model_metadata(ref: str | os.PathLike[str]) -> dict[str, Any]:

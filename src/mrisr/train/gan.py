@@ -2,8 +2,9 @@
 
 Nothing here knows about optimisers, phases or devices: :mod:`mrisr.train.loop` calls
 :func:`discriminator_losses` and :func:`generator_losses`, then :func:`apply_update` with the
-``*_total`` entry. The adversarial objective is passed in as functions (:class:`Adversarial`), so one
-step serves vanilla, LSGAN, hinge, WGAN(-GP) and relativistic GANs alike.
+``*_total`` entry. The adversarial objective is passed in as functions
+(:class:`mrisr.losses.adversarial.Adversarial`), so one step serves vanilla, LSGAN, hinge, WGAN(-GP),
+relativistic and smooth-L1 GANs alike.
 
 Shapes: ``real``/``hr`` and ``fake``/``sr`` are ``(N, 1, H, W)`` or ``(N, 1, D, H, W)``, intensities
 ~[0, 1]; discriminator outputs are whatever the critic returns (logits or scores, any shape).
@@ -19,42 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from mrisr.losses.adversarial import Adversarial
+
 PixelLoss = Callable[[Tensor, Tensor], Tensor]
 """``(sr, hr) -> scalar`` loss."""
-
-
-@dataclass(frozen=True)
-class Adversarial:
-    """An adversarial objective as two functions of discriminator outputs.
-
-    ``d_loss(real_out, fake_out)`` is minimised by the discriminator; ``g_loss(real_out, fake_out)`` by
-    the generator (``real_out`` is ``None`` unless ``g_needs_real``: only relativistic GANs compare the
-    fake against the real scores in the generator's loss). ``penalty(critic, real, fake)`` is the
-    gradient penalty (WGAN-GP), weighted by the phase's ``gp_weight``.
-    """
-
-    kind: str
-    d_loss: Callable[[Tensor, Tensor], Tensor]
-    g_loss: Callable[[Tensor | None, Tensor], Tensor]
-    penalty: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None
-    g_needs_real: bool = False
-
-
-def smooth_l1_d_loss(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    """Smooth-L1 adversarial objective of the pediatric study, discriminator side: the discriminator's
-    probabilities (sigmoid of its logits) against the labels 1 (real) and 0 (generated)."""
-    import torch.nn.functional as F
-
-    p_real, p_fake = torch.sigmoid(real_out.float()), torch.sigmoid(fake_out.float())
-    return F.smooth_l1_loss(p_real, torch.ones_like(p_real)) + F.smooth_l1_loss(p_fake, torch.zeros_like(p_fake))
-
-
-def smooth_l1_g_loss(real_out: Tensor | None, fake_out: Tensor) -> Tensor:
-    """Generator side of :func:`smooth_l1_d_loss`: the probability of the generated image against 1."""
-    import torch.nn.functional as F
-
-    p_fake = torch.sigmoid(fake_out.float())
-    return F.smooth_l1_loss(p_fake, torch.ones_like(p_fake))
 
 
 @dataclass(frozen=True)

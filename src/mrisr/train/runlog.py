@@ -1,4 +1,5 @@
-"""The run folder's records: ``metrics.csv``, TensorBoard events, loss plots, progress bar (rank 0).
+"""The run folder's records: ``metrics.csv``, TensorBoard events, loss plots, progress bar (rank 0), and
+the training throughput that ``summary.json`` reports.
 
 ``metrics.csv`` is long-format, one value per row, so phases with different losses share one file::
 
@@ -20,6 +21,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from mrisr.io.atomic import atomic_write_text
 from mrisr.train.plots import plot_losses
@@ -114,6 +117,12 @@ class RunLog:
         out.mkdir(exist_ok=True)
         plot_losses(rows, out)
 
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if not self.enabled:
             return
@@ -122,3 +131,50 @@ class RunLog:
         self._tb.flush()
         self._tb.close()
         self._fh.close()
+
+
+class Throughput:
+    """Samples per second of the training steps (data waits included; validation, checkpoints and the
+    first ``warmup`` steps excluded). No per-step device sync: the clocks are read after a sync at the
+    warm-up's end, around the excluded work and at the end. Also this process's CPU seconds over the
+    same span (on a shared CPU machine, samples per CPU second is the steadier figure)."""
+
+    def __init__(self, warmup: int, device: torch.device):
+        self.warmup = warmup
+        self.device = device
+        self.steps = 0
+        self.timed = 0
+        self.samples = 0
+        self.excluded = (0.0, 0.0)
+        self._begin: tuple[float, float] | None = None
+        self._paused = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter(), time.process_time()
+
+    def step_done(self, samples: int) -> None:
+        self.steps += 1
+        if self._begin is not None:
+            self.samples += samples
+            self.timed += 1
+        elif self.steps >= self.warmup:
+            self._begin = self._now()
+
+    def pause(self) -> None:
+        if self._begin is not None:
+            self._paused = self._now()
+
+    def resume(self) -> None:
+        if self._begin is not None:
+            wall, cpu = time.perf_counter(), time.process_time()
+            self.excluded = (self.excluded[0] + wall - self._paused[0], self.excluded[1] + cpu - self._paused[1])
+
+    def summary(self) -> dict[str, float | int | None]:
+        if self._begin is None or self.samples == 0:
+            return {"timed_steps": 0, "seconds": 0.0, "samples_per_second": None}
+        wall, cpu = (n - b - e for n, b, e in zip(self._now(), self._begin, self.excluded, strict=True))
+        return {"timed_steps": self.timed, "seconds": round(wall, 4), "cpu_seconds": round(cpu, 4),
+                "samples_per_second": round(self.samples / wall, 3),
+                "samples_per_cpu_second": round(self.samples / cpu, 3) if cpu > 0 else None}
