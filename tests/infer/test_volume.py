@@ -9,7 +9,8 @@ import torch
 from mrisr.degrade.baselines import upscale_volume
 from mrisr.errors import ConfigError, InputError
 from mrisr.infer import upscale_with_model
-from mrisr.io.geometry import field_of_view_corners
+from mrisr.infer.volume import scan_factors
+from mrisr.io.geometry import field_of_view_corners, rescaled_affine
 from mrisr.io.volume import Volume
 from mrisr.models import build_model, save_model_file
 from mrisr.models.registry import REGISTRY
@@ -128,6 +129,23 @@ def test_anisotropic_3d_model_refines_the_through_plane_axis(phantom3d, tmp_path
     assert out.shape == tuple(n * f for n, f in zip(phantom3d.shape, factors, strict=True))
     assert np.isfinite(out.data).all()
     np.testing.assert_allclose(out.spacing, np.asarray(phantom3d.spacing) / factors, rtol=1e-6)
+    # the model says it is through-plane; the affine refines only that axis, with the field of view kept
+    np.testing.assert_allclose(out.affine, rescaled_affine(phantom3d.affine, factors), atol=1e-12)
+    np.testing.assert_allclose(field_of_view_corners(out.affine, out.shape),
+                               field_of_view_corners(phantom3d.affine, phantom3d.shape), atol=1e-6)
+    rec = out.meta["history"][-1]
+    assert rec["geometry"] == "through_plane" and rec["factors"] == factors
+
+
+def test_the_model_geometry_decides_the_refined_axes_not_the_factors(phantom3d):
+    # a scale-1 3D network has factors (1, 1, 1) either way: only its stated geometry tells them apart
+    for anisotropic in (False, True):
+        model = build_model("resnet3d", scale=1, anisotropic=anisotropic, channels=2, n_blocks=1)
+        out = upscale_with_model(phantom3d, (model, {}), patch_size=8, overlap=2)
+        assert out.meta["history"][-1]["geometry"] == ("through_plane" if anisotropic else "isotropic")
+    assert scan_factors(build_model("resnet3d", scale=2, anisotropic=True), 3, 0) == [2, 1, 1]
+    assert scan_factors(build_model("resnet3d", scale=2), 3, 0) == [2, 2, 2]
+    assert scan_factors(build_model("fast", scale=3), 3, 1) == [3, 1, 3]
 
 
 def test_errors(phantom2d, phantom3d, bicubic_file, tmp_path):

@@ -140,7 +140,7 @@ class Degradation:
         data = tensor_to_data(out, time_axis=vol.ndim == 4)
         history = [{"op": "degrade", **r, "seed": int(seed), **step.in_mm(r, cropped.spacing)}
                    for step, r in zip(self.steps, records, strict=True)]
-        return resampled_volume(cropped, data, history)
+        return resampled_volume(cropped, data, [1.0 / f for f in self.factors(nd)], history)
 
 
 def _parse_string(spec: str) -> list[tuple[str, dict[str, Any]]]:

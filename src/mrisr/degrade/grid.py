@@ -1,9 +1,10 @@
 """Volume <-> tensor plumbing shared by degradations and upscalers: layout, cropping, geometry, history.
 
 A Volume's data is ``(X, Y)``, ``(X, Y, Z)`` or ``(X, Y, Z, T)``; tensor ops see ``(T, 1, *spatial)``
-(time frames as the batch). Every grid change goes through :func:`resampled_volume`, which sets the
-affine with :func:`mrisr.io.geometry.rescaled_affine` (field of view kept) and appends a record to
-``meta["history"]``.
+(time frames as the batch). Every grid change goes through :func:`resampled_volume`, which takes the
+per-axis grid factors, checks the new voxels' shape against them, derives the affine from them with
+:func:`mrisr.io.geometry.rescaled_affine` (field of view kept) and appends the record(s) to
+``meta["history"]`` (an upscaling's recorded factors are the same value).
 """
 
 from __future__ import annotations
@@ -72,16 +73,43 @@ def _resample_headers(meta: dict[str, Any], n_old: int, n_new: int) -> None:
     meta["dicom_headers"] = [headers[i] for i in idx]
 
 
-def resampled_volume(vol: Volume, data: np.ndarray, records: dict[str, Any] | Sequence[dict[str, Any]]) -> Volume:
-    """New Volume holding ``data`` on the grid ``data``'s shape implies (same field of view).
+def resampled_volume(vol: Volume, data: np.ndarray, factors: Sequence[float],
+                     records: dict[str, Any] | Sequence[dict[str, Any]]) -> Volume:
+    """New Volume holding ``data`` on ``vol``'s grid resampled by ``factors`` (same field of view).
 
-    The per-axis factor is ``new_size / old_size``; the record(s) are appended to a copy of the history.
+    ``factors`` is the one value the new geometry comes from: the affine is
+    :func:`~mrisr.io.geometry.rescaled_affine` of it, ``data``'s shape is checked against it, and an
+    upscaling's history record takes its ``"factors"`` from it.
+
+    Args:
+        vol: the volume before resampling.
+        data: the new voxels, ``(*spatial[, T])`` with ``spatial[a] = vol.spatial_shape[a] * factors[a]``
+            and the time axis (if any) unchanged.
+        factors: new voxels per old voxel along each spatial axis: 2 is twice as fine (upscaling), 0.5
+            twice as coarse (a degradation), 1 unchanged.
+        records: history entries appended to a copy of ``meta["history"]``; each ``{"op": "upscale"}``
+            entry gets ``"factors"`` (integers where integral) from ``factors``.
+
+    Raises:
+        ValueError: ``data``'s shape does not match ``vol``'s times ``factors`` (a bug in the caller: the
+            affine would not describe the voxels).
     """
     nd = spatial_ndim(vol)
-    factors = [data.shape[a] / vol.spatial_shape[a] for a in range(nd)]
-    affine = rescaled_affine(vol.affine, _affine_factors(factors))
+    f = [float(v) for v in factors]
+    if len(f) != nd or any(v <= 0 for v in f):
+        raise ValueError(f"need {nd} positive factors for a volume of shape {vol.shape}, got {list(factors)}")
+    want = tuple(n * v for n, v in zip(vol.spatial_shape, f, strict=True))
+    if (data.ndim != vol.ndim or tuple(data.shape[nd:]) != tuple(vol.shape[nd:])
+            or any(abs(m - w) > 1e-6 * max(1.0, w) for m, w in zip(data.shape[:nd], want, strict=True))):
+        raise ValueError(f"resampled data of shape {tuple(data.shape)} does not match shape {vol.shape} "
+                         f"resampled by factors {f} (expected spatial shape {tuple(round(w, 3) for w in want)})")
+    affine = rescaled_affine(vol.affine, _affine_factors(f))
+    recorded = [int(v) if float(v).is_integer() else v for v in f]
+    new = [dict(r) for r in ([records] if isinstance(records, dict) else records)]
+    for r in new:
+        if r.get("op") == "upscale":
+            r["factors"] = list(recorded)
     meta = dict(vol.meta)
-    new = [records] if isinstance(records, dict) else list(records)
     meta["history"] = [*list(vol.meta.get("history", [])), *new]
     if nd == 3:
         _resample_headers(meta, vol.spatial_shape[2], data.shape[2])

@@ -5,14 +5,16 @@
   neighbours as extra input channels (edge slices repeated at the ends). The grid becomes finer in-plane
   only.
 * 3D networks run on overlapping patches (``patch_size`` coarse voxels, ``overlap`` voxels shared between
-  neighbours, only the central part of each patch kept). Isotropic networks refine all three axes;
-  anisotropic (through-plane) networks refine only ``axis``.
+  neighbours, only the central part of each patch kept). A network states its ``geometry``
+  (:mod:`mrisr.models.base`): isotropic networks refine all three axes, through-plane networks only
+  ``axis`` (moved to their last tensor dim).
 
 The intensity normalisation stored in the model file is fitted on the volume (all frames together),
 applied before the network and inverted afterwards, so the output is in the input's units; what a
-clipping normalisation cut off (the brightest / darkest voxels) is added back, linearly interpolated. The output
-grid covers the same field of view (:func:`mrisr.io.geometry.rescaled_affine`), and
-``{"op": "upscale", "method": "model", ...}`` is appended to ``meta["history"]``.
+clipping normalisation cut off (the brightest / darkest voxels) is added back, linearly interpolated. The
+per-axis factors (:func:`scan_factors`) are computed once: they give the output shape, and
+:func:`mrisr.degrade.grid.resampled_volume` derives the affine (same field of view) and the ``factors`` of
+the ``{"op": "upscale", "method": "model", ...}`` entry appended to ``meta["history"]`` from them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intens
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.volume import Volume
-from mrisr.models.modelfile import load_model_file, resolve_model_path
+from mrisr.models.modelfile import legacy_geometry, load_model_file, resolve_model_path
 
 ModelRef = str | os.PathLike[str] | nn.Module | tuple[nn.Module, Mapping[str, Any]]
 
@@ -165,6 +167,40 @@ def run_patches(model: nn.Module, vol: np.ndarray, patch_size: int, overlap: int
 
 
 # ------------------------------------------------------------------------------------------- entry point
+def _geometry(module: nn.Module) -> str:
+    """The network's ``geometry`` (:mod:`mrisr.models.base`); a module from elsewhere that lacks one is
+    read as model files written before mrisr recorded it are (:func:`~mrisr.models.modelfile.legacy_geometry`)."""
+    geometry = getattr(module, "geometry", None)
+    if geometry is None:
+        geometry = legacy_geometry([int(f) for f in getattr(module, "factors")])  # noqa: B009
+    return str(geometry)
+
+
+def scan_factors(module: nn.Module, nd: int, axis: int) -> list[int]:
+    """Upscaling factor per spatial axis of a scan with ``nd`` (2 or 3) spatial axes.
+
+    A 2D network refines the two axes of each slice (those other than ``axis`` in 3D); a 3D network all
+    three axes (``geometry="isotropic"``) or only ``axis`` (``"through_plane"``, its last tensor dim).
+
+    Raises:
+        ConfigError: an unknown geometry.
+    """
+    f = [int(v) for v in getattr(module, "factors")]  # noqa: B009
+    if getattr(module, "spatial_dims", len(f)) == 2:
+        factors = [1] * nd
+        in_plane = [a for a in range(nd) if a != axis] if nd == 3 else [0, 1]
+        factors[in_plane[0]], factors[in_plane[1]] = f
+        return factors
+    geometry = _geometry(module)
+    if geometry == "isotropic":
+        return f
+    if geometry != "through_plane":
+        raise ConfigError(f"unknown network geometry {geometry!r}; known: isotropic, through_plane")
+    factors = [1, 1, 1]
+    factors[axis] = f[2]
+    return factors
+
+
 def upscale_with_model(
     volume: Volume,
     model: ModelRef,
@@ -217,20 +253,18 @@ def upscale_with_model(
         axis %= 3
     imap = fit_intensity_map(volume.data, meta.get("normalisation"))
     data = imap.forward(volume.data)
-    factors: list[int]
+    if module.spatial_dims == 3 and nd != 3:
+        raise InputError(f"a 3D network needs a 3D or 4D volume, got shape {volume.shape}")
+    factors = scan_factors(module, nd, axis)
+    out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
+    check_voxel_count(out_shape, "the upscaled output")
     bar = None
     if module.spatial_dims == 2:
-        fa, fb = module.factors
-        in_plane = [a for a in range(nd) if a != axis] if nd == 3 else [0, 1]
-        factors = [1] * nd
-        factors[in_plane[0]], factors[in_plane[1]] = fa, fb
         stacks = list(_slice_stacks(data, axis))
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=sum(s.shape[0] for _, s in stacks), unit="slice", desc="upscale")
-        out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
-        check_voxel_count(out_shape, "the upscaled output")
         out = np.empty(out_shape, dtype=np.float32)
         for idx, stack in stacks:
             sr = run_slices(module, stack, batch_size, dev, bar)
@@ -241,12 +275,6 @@ def upscale_with_model(
             else:
                 out[...] = np.moveaxis(sr, 0, axis)
     else:
-        if nd != 3:
-            raise InputError(f"a 3D network needs a 3D or 4D volume, got shape {volume.shape}")
-        fz = tuple(int(v) for v in module.factors)
-        factors = [fz[0]] * 3 if fz[0] == fz[2] else [1, 1, 1]
-        if fz[0] != fz[2]:
-            factors[axis] = fz[2]
         frames = [volume.data.shape[3]] if volume.ndim == 4 else []
         if progress:
             from tqdm import tqdm
@@ -254,8 +282,6 @@ def upscale_with_model(
             per = math.prod(len(_starts(n, min(patch_size, n), max(1, min(patch_size, n) - overlap)))
                             for n in volume.spatial_shape)
             bar = tqdm(total=per * (frames[0] if frames else 1), unit="patch", desc="upscale")
-        out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + tuple(frames)
-        check_voxel_count(out_shape, "the upscaled output")
         out = np.empty(out_shape, dtype=np.float32)
         for t in range(frames[0] if frames else 1):
             vol3 = data[..., t] if frames else data
@@ -272,10 +298,8 @@ def upscale_with_model(
         raise InputError(f"{Path(str(name)).name} produced NaN or Inf for {bad} of {out.size} voxels "
                          "(a broken or diverged model)")
     out = imap.inverse(out)
-    record = {
-        "op": "upscale", "method": "model", "model": str(name), "arch": meta.get("arch", type(module).__name__),
-        "factors": factors, "device": str(dev),
-    }
+    record = {"op": "upscale", "method": "model", "model": str(name),
+              "arch": meta.get("arch", type(module).__name__), "geometry": _geometry(module), "device": str(dev)}
     if imap.clip and not imap.identity:
         excess = clip_excess(volume.data, imap)
         if excess is not None:
@@ -285,4 +309,4 @@ def upscale_with_model(
         record["axis"] = axis
     from mrisr.degrade.grid import resampled_volume
 
-    return resampled_volume(volume, out, record)
+    return resampled_volume(volume, out, factors, record)

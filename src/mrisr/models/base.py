@@ -1,6 +1,14 @@
 """What every generator shares: input checks, context channels, residual over a baseline, data consistency.
 
-A generator maps ``(N, C_in, *lr)`` to ``(N, 1, *(lr * factors))``. ``C_in = 1 + 2 * context_slices``:
+A generator maps ``(N, C_in, *lr)`` to ``(N, 1, *(lr * factors))``. Its ``geometry`` says which axes the
+factors refine, so that inference and model files never guess it from the factors:
+
+* ``"isotropic"``: every spatial dim by ``scale`` (a 2D network: both in-plane axes of each slice; a 3D
+  network: all three axes);
+* ``"through_plane"``: 3D networks only, the last tensor dim by ``scale`` and the others kept (the scan's
+  slice axis, which inference moves last).
+
+``C_in = 1 + 2 * context_slices``:
 the centre channel is the slice being upscaled, the others are its neighbours (``context`` channels,
 ordered from one side to the other). Subclasses implement :meth:`SRGenerator.reconstruct` (the network
 proper); :meth:`SRGenerator.forward` then optionally
@@ -23,8 +31,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-#: Baseline upsamplings a generator can add its output to (names of ``mrisr.degrade.baselines``).
-RESIDUAL_BASELINES = ("nearest", "linear", "bicubic", "lanczos", "zerofill")
+from mrisr.degrade.baselines import BASELINES
+
+#: The values of :attr:`SRGenerator.geometry` (see the module docstring).
+GEOMETRIES: tuple[str, ...] = ("isotropic", "through_plane")
 
 
 def baseline_upsample(x: torch.Tensor, factors: Sequence[int], method: str) -> torch.Tensor:
@@ -49,34 +59,35 @@ class SRGenerator(nn.Module):
 
     Args:
         spatial_dims: 2 (slices, ``(N, C, H, W)``) or 3 (volumes, ``(N, C, D, H, W)``).
-        factors: integer upscaling factor per spatial dim of the input tensor.
+        scale: integer upscaling factor.
         in_channels: ``1 + 2 * context_slices`` (odd).
         residual: name of a baseline upsampling the network output is added to, or ``None``.
         data_consistency: end with the k-space data-consistency step (needs a factor > 1).
+        geometry: ``"isotropic"`` or ``"through_plane"`` (3D only); with ``scale`` it gives ``factors``,
+            one integer per spatial dim of the input tensor (:func:`factors_for`).
     """
 
     #: Scales the architecture supports (checked by the contract tests and the registry).
     supported_scales: tuple[int, ...] = (1, 2, 3, 4)
 
-    def __init__(self, spatial_dims: int, factors: Sequence[int], in_channels: int = 1,
-                 residual: str | None = None, data_consistency: bool = False):
+    def __init__(self, spatial_dims: int, scale: int, in_channels: int = 1, residual: str | None = None,
+                 data_consistency: bool = False, geometry: str = "isotropic"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        factors = tuple(int(f) for f in factors)
-        if len(factors) != spatial_dims or any(f < 1 for f in factors):
-            raise ValueError(f"need {spatial_dims} positive integer factors, got {factors}")
-        if max(factors) not in self.supported_scales:
-            raise ValueError(f"{type(self).__name__} supports scales {self.supported_scales}, got {max(factors)}")
+        factors = factors_for(spatial_dims, scale, geometry)
+        if int(scale) not in self.supported_scales:
+            raise ValueError(f"{type(self).__name__} supports scales {self.supported_scales}, got {scale}")
         if in_channels < 1 or in_channels % 2 == 0:
             raise ValueError(f"in_channels must be odd (1 + 2 * context slices), got {in_channels}")
-        if residual is not None and residual not in RESIDUAL_BASELINES:
-            raise ValueError(f"residual must be one of {RESIDUAL_BASELINES} or None, got {residual!r}")
+        if residual is not None and residual not in BASELINES:
+            raise ValueError(f"residual must be one of {BASELINES} or None, got {residual!r}")
         if data_consistency and math.prod(factors) == 1:
             raise ValueError("data_consistency needs an upscaling factor > 1")
         self.spatial_dims = spatial_dims
+        self.geometry = geometry
         self.factors = factors
-        self.scale = max(factors)
+        self.scale = int(scale)
         self.in_channels = in_channels
         self.residual = residual
         self.data_consistency = bool(data_consistency)
@@ -109,14 +120,18 @@ class SRGenerator(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return (f"factors={self.factors}, in_channels={self.in_channels}, residual={self.residual!r}, "
-                f"data_consistency={self.data_consistency}")
+        return (f"factors={self.factors}, geometry={self.geometry!r}, in_channels={self.in_channels}, "
+                f"residual={self.residual!r}, data_consistency={self.data_consistency}")
 
 
-def factors_for(spatial_dims: int, scale: int, anisotropic: bool = False) -> tuple[int, ...]:
-    """Per-dim factors: isotropic ``(s,) * dims``, or through-plane only (last dim) for ``anisotropic``."""
-    if anisotropic:
+def factors_for(spatial_dims: int, scale: int, geometry: str = "isotropic") -> tuple[int, ...]:
+    """Per-dim factors: ``(s,) * dims`` (isotropic) or ``(1, 1, s)`` (through-plane: last dim only)."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    if int(scale) < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    if geometry == "through_plane":
         if spatial_dims != 3:
-            raise ValueError("anisotropic (through-plane) upscaling needs spatial_dims=3")
+            raise ValueError("through-plane (anisotropic) upscaling needs spatial_dims=3")
         return (1, 1, int(scale))
     return (int(scale),) * spatial_dims

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, baseline_upsample, factors_for
+from mrisr.models.base import SRGenerator, baseline_upsample
 from mrisr.models.layers import SubPixelUpsampler, activation, conv, norm
 
 
@@ -57,7 +57,7 @@ class MDCSRN(SRGenerator):
     Args:
         scale: upscaling factor (1-4; 1 only with ``upsampling="pre"``, meaning input already on the fine grid).
         in_channels: 1 + 2 * context (normally 1 for 3D).
-        anisotropic: upscale only the last (through-plane) dim.
+        anisotropic: upscale only the last (through-plane) dim (``geometry = "through_plane"``).
         upsampling: ``"pre"`` (baseline upsampling of the input, then the dense net on the fine grid, as
             published) or ``"subpixel"`` (dense net on the coarse grid, learned upsampling after it).
         pre_method: baseline used by ``"pre"`` (``"zerofill"``, ``"linear"``, ...).
@@ -72,7 +72,8 @@ class MDCSRN(SRGenerator):
     def __init__(self, scale: int = 2, in_channels: int = 1, anisotropic: bool = False, upsampling: str = "pre",
                  pre_method: str = "zerofill", growth: int = 16, n_blocks: int = 4, n_units: int = 4,
                  norm_kind: str | None = None, residual: str | None = None, data_consistency: bool = False):
-        super().__init__(3, factors_for(3, scale, anisotropic), in_channels, residual, data_consistency)
+        super().__init__(3, scale, in_channels, residual, data_consistency,
+                         geometry="through_plane" if anisotropic else "isotropic")
         if upsampling not in ("pre", "subpixel"):
             raise ValueError(f"upsampling must be 'pre' or 'subpixel', got {upsampling!r}")
         if upsampling == "subpixel" and self.scale == 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, factors_for
+from mrisr.models.base import SRGenerator
 from mrisr.models.layers import PixelShuffleND, activation, conv
 
 
@@ -30,7 +30,7 @@ class FastSRNet(SRGenerator):
 
     def __init__(self, scale: int = 2, in_channels: int = 1, channels: int = 64, shrink: int = 32,
                  n_layers: int = 6, residual: str | None = None, data_consistency: bool = False):
-        super().__init__(2, factors_for(2, scale), in_channels, residual, data_consistency)
+        super().__init__(2, scale, in_channels, residual, data_consistency)
         self.head = nn.Sequential(conv(2, in_channels, channels, 5), activation("prelu", channels))
         body: list[nn.Module] = [conv(2, channels, shrink, 1), activation("prelu", shrink)]
         for _ in range(n_layers):

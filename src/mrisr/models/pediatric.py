@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, factors_for
+from mrisr.models.base import SRGenerator
 from mrisr.models.layers import SubPixelUpsampler, activation, conv, norm
 
 
@@ -46,7 +46,7 @@ class PediatricGenerator(SRGenerator):
     def __init__(self, scale: int = 2, in_channels: int = 1, channels: int = 64, n_blocks: int = 5,
                  batch_norm: bool = True, output_activation: str = "tanh", residual: str | None = None,
                  data_consistency: bool = False):
-        super().__init__(2, factors_for(2, scale), in_channels, residual, data_consistency)
+        super().__init__(2, scale, in_channels, residual, data_consistency)
         if output_activation not in ("tanh", "none"):
             raise ValueError(f"output_activation must be 'tanh' or 'none', got {output_activation!r}")
         self.head = nn.Sequential(conv(2, in_channels, channels, 9), activation("lrelu"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, factors_for
+from mrisr.models.base import SRGenerator
 from mrisr.models.layers import SubPixelUpsampler, activation, conv
 
 
@@ -30,7 +30,7 @@ class ResNet3D(SRGenerator):
     Args:
         scale: upscaling factor (1-4).
         in_channels: 1 + 2 * context.
-        anisotropic: upscale only the last (through-plane) dim.
+        anisotropic: upscale only the last (through-plane) dim (``geometry = "through_plane"``).
         channels: feature width (32).
         n_blocks: residual blocks (8).
         res_scale: residual scaling (0.1, as EDSR).
@@ -40,7 +40,8 @@ class ResNet3D(SRGenerator):
     def __init__(self, scale: int = 2, in_channels: int = 1, anisotropic: bool = False, channels: int = 32,
                  n_blocks: int = 8, res_scale: float = 0.1, residual: str | None = None,
                  data_consistency: bool = False):
-        super().__init__(3, factors_for(3, scale, anisotropic), in_channels, residual, data_consistency)
+        super().__init__(3, scale, in_channels, residual, data_consistency,
+                         geometry="through_plane" if anisotropic else "isotropic")
         self.head = conv(3, in_channels, channels, 3)
         self.blocks = nn.Sequential(*[_Block(channels, res_scale) for _ in range(n_blocks)])
         self.trunk = conv(3, channels, channels, 3)

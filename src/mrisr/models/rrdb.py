@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, factors_for
+from mrisr.models.base import SRGenerator
 from mrisr.models.layers import NearestConvUpsampler, SubPixelUpsampler, activation, conv
 
 
@@ -63,7 +63,7 @@ class RRDBNet(SRGenerator):
     def __init__(self, scale: int = 2, in_channels: int = 1, channels: int = 64, n_blocks: int = 23,
                  growth: int = 32, upsampler: str = "nearest", residual: str | None = None,
                  data_consistency: bool = False):
-        super().__init__(2, factors_for(2, scale), in_channels, residual, data_consistency)
+        super().__init__(2, scale, in_channels, residual, data_consistency)
         d = 2
         self.head = conv(d, in_channels, channels, 3)
         self.blocks = nn.Sequential(*[RRDB(d, channels, growth) for _ in range(n_blocks)])

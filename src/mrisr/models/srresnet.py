@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mrisr.models.base import SRGenerator, factors_for
+from mrisr.models.base import SRGenerator
 from mrisr.models.layers import SubPixelUpsampler, activation, conv, norm
 
 
@@ -42,7 +42,7 @@ class SRResNet(SRGenerator):
 
     def __init__(self, scale: int = 2, in_channels: int = 1, channels: int = 64, n_blocks: int = 16,
                  batch_norm: bool = True, residual: str | None = None, data_consistency: bool = False):
-        super().__init__(2, factors_for(2, scale), in_channels, residual, data_consistency)
+        super().__init__(2, scale, in_channels, residual, data_consistency)
         d = 2
         self.head = nn.Sequential(conv(d, in_channels, channels, 9), activation("prelu", channels))
         self.blocks = nn.Sequential(*[ResidualBlock(d, channels, batch_norm) for _ in range(n_blocks)])
