@@ -1,4 +1,7 @@
-"""Validation: PSNR / SSIM / NRMSE of the model *and* of the interpolation baselines on the same samples.
+"""Validation: the metrics of the model *and* of the interpolation baselines on the same samples.
+
+The metrics are the registry's validation metrics (:func:`mrisr.metrics.registry.validation_metrics`:
+PSNR, SSIM, NRMSE), computed per sample with their ``per_sample`` function.
 
 Scores are computed per sample, averaged per volume, then over volumes (a volume with many slices
 does not outweigh one with few). Baseline scores never change during a run and are computed once per
@@ -15,10 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mrisr.metrics.registry import MetricOptions, validation_metrics
 from mrisr.train.plots import GridRow, middle_slice
-
-METRICS = ("psnr", "ssim", "nrmse")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "nrmse": False}
 
 
 def centre_channel(lr: Tensor) -> Tensor:
@@ -48,12 +49,15 @@ def baseline(lr: Tensor, hr: Tensor, method: str) -> Tensor:
 
 
 def score(sr: Tensor, hr: Tensor, data_range: Tensor, ssim_gaussian: bool) -> dict[str, Tensor]:
-    """Per-sample metrics ``(N,)`` of ``sr`` against ``hr`` (fp32)."""
-    from mrisr.metrics import nrmse, psnr, ssim
-
+    """Per-sample scores ``(N,)`` of ``sr`` against ``hr`` (fp32, ``(N, 1, *spatial)``), one per validation
+    metric; ``data_range`` ``(N,)`` is each sample's reference range."""
     sr, hr = sr.float(), hr.float()
-    return {"psnr": psnr(hr, sr, data_range), "ssim": ssim(hr, sr, data_range, gaussian=ssim_gaussian),
-            "nrmse": nrmse(hr, sr)}
+    options = MetricOptions(gaussian=ssim_gaussian)
+    out = {}
+    for spec in validation_metrics():
+        assert spec.per_sample is not None  # what makes it a validation metric
+        out[spec.name] = spec.per_sample(hr, sr, data_range, None, options)
+    return out
 
 
 @dataclass
@@ -75,7 +79,7 @@ class _Tally:
 
     def means(self) -> dict[str, float]:
         out = {}
-        for k in METRICS:
+        for k in (s.name for s in validation_metrics()):
             per_volume = [self.sums[(vid, k)] / n for vid, n in self.counts.items()]
             out[k] = sum(per_volume) / len(per_volume) if per_volume else float("nan")
         return out
@@ -141,9 +145,3 @@ class Validator:
             self._baseline_scores = {m: t.means() for m, t in base_tallies.items()}
         assert self._baseline_scores is not None
         return ValidationResult(scores={"model": tally.means(), **self._baseline_scores}, grid=grid)
-
-
-def is_better(metric: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return value == value  # not NaN
-    return value > best if HIGHER_IS_BETTER[metric] else value < best
