@@ -8,7 +8,6 @@ import pytest
 
 from mrisr.cli import main
 from mrisr.data.phantoms import head_phantom
-from mrisr.evaluate import list_cases
 from mrisr.io import Volume, write_volume
 
 
@@ -145,12 +144,3 @@ def test_protocol_mask_file_is_cropped_with_the_reference(tmp_path, capsys):
 def test_unknown_model_method_is_a_clear_error(hr_folder, capsys):
     assert main(["evaluate", str(hr_folder / "case0.nii.gz"), "--methods", "bicubic,no_such_model", "--quiet"]) == 1
     assert "no_such_model" in capsys.readouterr().err
-
-
-def test_list_cases(tmp_path, hr_folder):
-    assert sorted(list_cases(hr_folder)) == ["case0", "case1", "case2"]
-    assert list(list_cases(hr_folder / "case0.nii.gz")) == ["case0"]
-    series = tmp_path / "series"
-    series.mkdir()
-    (series / "IM0001").write_bytes(b"")
-    assert list_cases(series) == {"series": series}

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mrisr.degrade.baselines import BASELINES, upscale_tensor, upscale_volume
+from mrisr.degrade.baselines import BASELINES, baselines_first, is_baseline, upscale_tensor, upscale_volume
 from mrisr.degrade.kspace import kspace_truncate
 from mrisr.degrade.resample import resize
 from mrisr.io.geometry import field_of_view_corners
@@ -72,3 +72,28 @@ def test_upscale_volume_4d_and_errors(phantom3d):
         upscale_volume(phantom3d, (1.5, 1, 1), "linear")
     with pytest.raises(ConfigError, match="unknown upscaling"):
         upscale_volume(phantom3d, (2, 2, 1), "spline")
+
+
+def test_baseline_names_declared_once_and_ordered():
+    assert BASELINES == ("nearest", "linear", "bicubic", "lanczos", "zerofill")
+    assert all(is_baseline(b) for b in BASELINES) and not is_baseline("model.safetensors")
+    assert baselines_first(["m1", "zerofill", "bicubic", "m0", "bicubic"]) == ["bicubic", "zerofill", "m1", "m0"]
+
+
+def test_baseline_names_import_without_torch():
+    # CLI parsers offer these names as choices: reading them must not load the tensor code
+    import subprocess
+    import sys
+
+    code = "import sys, mrisr.degrade.baselines as b; assert b.BASELINES; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_every_baseline_is_a_generator_residual(method):
+    from mrisr.models import build_model
+    from mrisr.models.registry import REGISTRY
+
+    net = build_model("fast", scale=2, residual=method, **REGISTRY["fast"].tiny)
+    assert net.residual == method
+    assert net(torch.rand(1, 1, 8, 8)).shape == (1, 1, 16, 16)
