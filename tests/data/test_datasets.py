@@ -138,6 +138,19 @@ def test_3d_items(prepared: Path) -> None:
     assert gen(thick[0].lr[None]).shape == thick[0].hr[None].shape
 
 
+def test_3d_samples_are_the_volume_in_volume_order(example_root: Path, tmp_path: Path) -> None:
+    # a 3D sample of a scan sliced along axis 2 is the (normalised) scan itself, axes as in the Volume
+    from mrisr.data.manifest import load_manifest
+    from mrisr.data.slices import to_volume_order
+
+    prepare_dataset(example_root / "cardiac", tmp_path / "p", split="train=1.0")
+    ds = SRDataset(tmp_path / "p", "train", "bicubic:scale=2", dims=3)
+    rec = load_manifest(tmp_path / "p").in_split("train")[0].record
+    stack = np.load(tmp_path / "p" / rec.file)[0]  # (S, H, W) of frame 0
+    np.testing.assert_array_equal(ds[0].hr[0].numpy(), to_volume_order(stack))
+    assert ds[0].hr.shape[1:] == (32, 32, 4) and ds.factors == (1, 2, 2)  # stack order: slices first
+
+
 def test_prepared_3d_patches_are_items(example_root: Path, tmp_path: Path) -> None:
     prepare_dataset(example_root / "cardiac", tmp_path / "p", patch3d=(2, 16, 16), split="train=1.0")
     ds = SRDataset(tmp_path / "p", "train", "bicubic:scale=2", dims=3)

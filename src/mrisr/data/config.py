@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mrisr.config import apply_overrides, from_mapping, read_yaml
 from mrisr.data.prepare import PrepareOptions
+from mrisr.data.slices import to_stack_order
 from mrisr.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class DatasetOptions:
 
     ``degradation``: a :mod:`mrisr.degrade.chain` spec (string, mapping or list of steps).
     ``patch_size``: the high-resolution patch in pixels/voxels, one number or one per axis (3D:
-    ``[D, H, W]``); ``null`` = whole slices/volumes. ``augment``: flips, rot90, gamma/gain.
+    ``[S, H, W]``, slices first: stack order, :mod:`mrisr.data.slices`); ``null`` = whole slices/volumes.
+    ``augment``: flips, rot90, gamma/gain.
     ``dims``: 2 (slices) or 3 (volumes). ``context_slices``: neighbours on each side as extra LR
     channels (>= 0). ``degrade_margin``: degrade only the patch plus this margin (px, >= 0) instead
     of the whole slice (faster; exact for local degradations); ``null`` = the whole slice.
@@ -78,7 +80,7 @@ class DatasetOptions:
         if self.patch_size is None:
             return
         f = deg.factors(self.dims)
-        factors = f if self.dims == 2 else (f[2], f[0], f[1])  # items are (D, H, W), the slice axis first
+        factors = f if self.dims == 2 else to_stack_order(f)  # 3D patch sizes are in stack order (S, H, W)
         sizes = (self.patch_size,) * self.dims if isinstance(self.patch_size, int) else tuple(self.patch_size)
         if len(sizes) != self.dims or any(p <= 0 for p in sizes):
             raise ConfigError(f"{key}.patch_size: a positive integer or {self.dims} of them, got {self.patch_size!r}")

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from mrisr.data.manifest import Manifest, load_manifest
 from mrisr.data.samples import Sample
+from mrisr.data.slices import to_stack_order, to_volume_order
 from mrisr.errors import ConfigError
 
 
@@ -137,12 +138,13 @@ class SRDataset(_PreparedDataset):
         split: "train", "val", "test" (any split name of the manifest).
         degradation: spec for :func:`mrisr.degrade.chain.build_degradation` (e.g. ``"bicubic:scale=2"``)
             or an object with ``factors(ndim)`` and ``apply_array(x, rng)``.
-        patch_size: HR patch size in pixels (int or per axis), a multiple of the degradation's factors;
-            None for whole slices/volumes (cropped down to a multiple of the factors).
+        patch_size: HR patch size in pixels (int or per axis; 3D: ``(S, H, W)``, stack order), a multiple of
+            the degradation's factors; None for whole slices/volumes (cropped down to a multiple of the factors).
         augment: random flips, rot90 (square patches only) and intensity gamma/gain.
         seed: base seed of all randomness (see the module docstring).
-        dims: 2 (slices ``(H, W)``) or 3 (volumes ``(D, H, W)``: the prepared 3D patches when the folder
-            has them, else every frame's whole stack, ``D`` being the slicing axis).
+        dims: 2 (slices ``(H, W)``) or 3 (volumes: the prepared 3D patches when the folder has them, else
+            every frame's whole stack; cut in stack order ``(S, H, W)``, returned in volume order
+            ``(H, W, S)`` with the slicing axis last, see :mod:`mrisr.data.slices`).
         context_slices: 2D only: ``k`` neighbours on each side become extra LR channels (edge slices
             repeat), ``C = 2k + 1``.
         degrade_margin: None (default) degrades the whole slice/volume and crops the pair from it
@@ -190,8 +192,8 @@ class SRDataset(_PreparedDataset):
         factors = tuple(int(f) for f in self.degradation.factors(dims))
         if len(factors) != dims:
             raise ConfigError(f"degradation gives {len(factors)} factors for {dims} dims")
-        # Degradations see 3D arrays as (X, Y, Z) with the slice axis last; items are (D, H, W).
-        self.factors = factors if dims == 2 else (factors[2], factors[0], factors[1])
+        # Degradations give factors in volume order; regions, patch sizes and origins are in stack order.
+        self.factors = factors if dims == 2 else to_stack_order(factors)
         accepted = inspect.signature(self.degradation.apply_array).parameters
         self._noise_kw = "noise_rng" in accepted
         self._signal_kw = "signal" in accepted and bool(getattr(self.degradation, "uses_snr", False))
@@ -226,7 +228,7 @@ class SRDataset(_PreparedDataset):
 
     # -- index --------------------------------------------------------------------------------------
     def _index(self) -> np.ndarray:
-        """Rows ``(volume, t, z0, y0, x0, D, H, W)``; 2D rows have ``D = 1`` and ``z0 = s``."""
+        """Rows ``(volume, t, z0, y0, x0, D, H, W)`` (stack order); 2D rows have ``D = 1`` and ``z0 = s``."""
         rows: list[list[int]] = []
         for i, v in enumerate(self.volumes):
             T, S, H, W = v.record.shape
@@ -247,7 +249,7 @@ class SRDataset(_PreparedDataset):
 
     # -- samples ------------------------------------------------------------------------------------
     def _region(self, row: np.ndarray) -> np.ndarray:
-        """HR region ``(C, H, W)`` (2D, C context channels) or ``(1, D, H, W)`` (3D): a view of the memmap
+        """HR region ``(C, H, W)`` (2D, C context channels) or ``(1, S, H, W)`` (3D, stack order): a view of the memmap
         where possible (copied later, only as far as it is needed)."""
         vi, t, z0, y0, x0, d, h, w = (int(v) for v in row)
         arr = self._array(vi)
@@ -287,7 +289,7 @@ class SRDataset(_PreparedDataset):
         return value
 
     def _degrade(self, region: np.ndarray, vi: int, t: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
-        """Degrade every channel of ``region`` (``(C, H, W)`` or ``(1, D, H, W)``).
+        """Degrade every channel of ``region`` (``(C, H, W)`` or ``(1, S, H, W)``; the degradation sees volume order).
 
         Parameters come from a generator seeded by (seed, epoch, volume): the same for every slice of
         the volume; noise from one seeded by (seed, epoch, volume, frame, slice, channel).
@@ -296,11 +298,11 @@ class SRDataset(_PreparedDataset):
         outs: list[np.ndarray] = []
         dparams: dict[str, Any] = {}
         for c in range(region.shape[0]):
-            x = region[c] if self.dims == 2 else region[c].transpose(1, 2, 0)
+            x = region[c] if self.dims == 2 else to_volume_order(region[c])
             lr, dparams = self._apply(np.ascontiguousarray(x), vi, np.random.default_rng(key),
                                       np.random.default_rng([*key, t, s, c]))
             lr = np.asarray(lr, dtype=np.float32)
-            outs.append(lr if self.dims == 2 else lr.transpose(2, 0, 1))
+            outs.append(lr if self.dims == 2 else to_stack_order(lr))
         return np.stack(outs), dparams
 
     def __getitem__(self, index: int) -> Sample:
@@ -341,11 +343,8 @@ class SRDataset(_PreparedDataset):
         hr = source[(slice(c, c + 1), *(slice(a, b) for a, b in rel))]
         lr = lr_src[(slice(None), *(slice(round(a * r), round(b * r)) for (a, b), r in zip(rel, ratio, strict=True)))]
         params["degradation"] = dparams
-        if self.dims == 3:
-            # Stored stacks are (slice, row, column); 3D samples leave in volume order (X, Y, Z) with the
-            # slice axis last, as Volumes, the 3D networks (through-plane factor on the last axis) and
-            # volume inference expect.
-            lr, hr = lr.transpose(0, 2, 3, 1), hr.transpose(0, 2, 3, 1)
+        if self.dims == 3:  # 3D samples leave in volume order, the slice axis last (mrisr.data.slices)
+            lr, hr = to_volume_order(lr), to_volume_order(hr)
         return Sample(
             lr=torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)),
             hr=torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)),

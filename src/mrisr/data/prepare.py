@@ -115,7 +115,7 @@ class PrepareOptions:
     Geometry: ``axis`` (0, 1, 2: slicing axis of the array), ``resize`` ((H, W) px, bicubic),
     ``roi_from_masks`` + ``roi_margin`` (px), ``crop`` ((H, W) px centre crop/pad), ``skip_empty``
     (minimum fraction of pixels above ``empty_threshold`` for a slice to be a sample; 0 keeps all),
-    ``patch3d`` ((D, H, W) voxels) + ``patch3d_stride`` (default: the patch size).
+    ``patch3d`` (``(S, H, W)`` voxels, stack order) + ``patch3d_stride`` (default: the patch size).
     Storage: ``dtype`` ("float32" or "float16"), ``save_masks``.
 
     Built from YAML or keyword options by :meth:`from_mapping` (typed by :mod:`mrisr.config`; sizes

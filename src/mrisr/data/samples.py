@@ -18,7 +18,8 @@ class Sample:
     Attributes:
         lr: ``(C, h, w)`` or, 3D, ``(C, h, w, d)`` float32; ``C = 1 + 2 * context_slices`` (the centre slice
             is channel ``context_slices``), values about [0, 1].
-        hr: ``(1, H, W)`` or, 3D, ``(1, H, W, D)`` (volume order, slice axis last) float32 in [0, 1], the target.
+        hr: ``(1, H, W)`` or, 3D, ``(1, H, W, S)`` (volume order, the slice axis last: :mod:`mrisr.data.slices`)
+            float32 in [0, 1], the target.
         volume_id: the prepared volume it comes from (manifest ``volume_id``).
         slice_index: slice index ``s`` in the stored stack (2D), or the patch's first slice (3D).
         data_range: the intensity range of ``hr`` for PSNR/SSIM (1.0 for prepared data).

@@ -1,16 +1,37 @@
-"""Volume arrays -> stacks of 2D slices ``(T, S, H, W)``, resizing and centre crop/pad.
+"""Volume arrays -> stacks of 2D slices ``(T, S, H, W)``, the two axis orders, resizing and centre crop/pad.
 
 Every prepared volume is stored as one 4D stack: ``T`` time frames (1 for a 3D scan), ``S`` slices
-along the chosen slicing axis, and the two remaining in-plane axes ``H, W`` in their original order.
-The same stack serves 2D models (one sample per ``(t, s)``) and 3D models (``(S, H, W)`` is the
-``(D, H, W)`` volume of frame ``t``, the slicing axis being the through-plane depth).
+along the chosen slicing axis, and the two remaining in-plane axes ``H, W`` in their original order
+(:func:`to_stack`). 2D samples are slices ``(H, W)`` of it.
+
+Two axis orders meet in 3D, and only the functions here convert between them:
+
+* **stack order** ``(S, H, W)``, the slice axis first: the stored arrays, 3D patch origins and sizes
+  (``prepare``'s ``patch3d``, a dataset's 3D ``patch_size``, the manifest's ``patches3d``);
+* **volume order** ``(H, W, S)``, the slice axis last: :class:`~mrisr.io.volume.Volume` data ``(X, Y, Z)``
+  (slicing along axis 2), degradations (whose through-plane axis is 2), the 3D networks (through-plane
+  factor on the last tensor dim) and the 3D samples a dataset returns.
+
+:func:`to_stack_order` and :func:`to_volume_order` move the slice axis between the two, for arrays
+(the last three axes) and for per-axis values (factors, sizes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar, overload
 
 import numpy as np
+
+_T = TypeVar("_T")
+
+
+def stack_axes(axis: int) -> tuple[int, int, int]:
+    """The spatial axes of a volume in stack order ``(S, H, W)`` when slicing along ``axis`` (0, 1 or 2)."""
+    if axis not in (0, 1, 2):
+        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
+    h, w = (a for a in (0, 1, 2) if a != axis)
+    return (axis, h, w)
 
 
 def to_stack(data: np.ndarray, axis: int = 2) -> np.ndarray:
@@ -24,14 +45,40 @@ def to_stack(data: np.ndarray, axis: int = 2) -> np.ndarray:
     """
     if data.ndim == 2:
         return data[None, None]
-    if axis not in (0, 1, 2):
-        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
+    axes = stack_axes(axis)
     if data.ndim == 3:
         data = data[..., None]
     if data.ndim != 4:
         raise ValueError(f"expected a 2D, 3D or 4D array, got shape {data.shape}")
-    inplane = [a for a in (0, 1, 2) if a != axis]
-    return np.transpose(data, (3, axis, *inplane))
+    return np.transpose(data, (3, *axes))
+
+
+@overload
+def to_stack_order(x: np.ndarray) -> np.ndarray: ...
+@overload
+def to_stack_order(x: Sequence[_T]) -> tuple[_T, _T, _T]: ...
+def to_stack_order(x: np.ndarray | Sequence[_T]) -> np.ndarray | tuple[_T, _T, _T]:
+    """Volume order ``(..., H, W, S)`` -> stack order ``(..., S, H, W)``: the slice axis from last to first.
+
+    ``x`` is an array (its last three axes move; a view) or three per-axis values such as factors or
+    sizes (``(fH, fW, fS)`` -> ``(fS, fH, fW)``).
+    """
+    if isinstance(x, np.ndarray):
+        return np.moveaxis(x, -1, -3)
+    a, b, c = x
+    return (c, a, b)
+
+
+@overload
+def to_volume_order(x: np.ndarray) -> np.ndarray: ...
+@overload
+def to_volume_order(x: Sequence[_T]) -> tuple[_T, _T, _T]: ...
+def to_volume_order(x: np.ndarray | Sequence[_T]) -> np.ndarray | tuple[_T, _T, _T]:
+    """Stack order ``(..., S, H, W)`` -> volume order ``(..., H, W, S)``: the inverse of :func:`to_stack_order`."""
+    if isinstance(x, np.ndarray):
+        return np.moveaxis(x, -3, -1)
+    a, b, c = x
+    return (b, c, a)
 
 
 def stack_spacing(spacing: Sequence[float], axis: int = 2) -> tuple[float, float, float]:
@@ -39,8 +86,8 @@ def stack_spacing(spacing: Sequence[float], axis: int = 2) -> tuple[float, float
     sp = [float(s) for s in spacing]
     if len(sp) == 2:
         return (1.0, sp[0], sp[1])
-    inplane = [a for a in (0, 1, 2) if a != axis]
-    return (sp[axis], sp[inplane[0]], sp[inplane[1]])
+    a, h, w = stack_axes(axis)
+    return (sp[a], sp[h], sp[w])
 
 
 def resize_stack(stack: np.ndarray, size: tuple[int, int], mode: str = "bicubic") -> np.ndarray:

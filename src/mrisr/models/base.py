@@ -58,7 +58,8 @@ class SRGenerator(nn.Module):
     """Base class of the super-resolution generators.
 
     Args:
-        spatial_dims: 2 (slices, ``(N, C, H, W)``) or 3 (volumes, ``(N, C, D, H, W)``).
+        spatial_dims: 2 (slices, ``(N, C, H, W)``) or 3 (volumes, ``(N, C, D, H, W)`` in volume order: the
+            scan's slice axis last, :mod:`mrisr.data.slices`).
         scale: integer upscaling factor.
         in_channels: ``1 + 2 * context_slices`` (odd).
         residual: name of a baseline upsampling the network output is added to, or ``None``.

@@ -15,7 +15,8 @@ The original network works on input that was already interpolated to the fine gr
   pixel-shuffle upsampler follows the reconstruction.
 
 Isotropic factors ``(s, s, s)`` or anisotropic through-plane only ``(1, 1, s)`` (``anisotropic=True``;
-the through-plane axis is the last tensor dim, ``W`` of ``(N, C, D, H, W)``).
+the through-plane axis is the last tensor dim, ``W`` of ``(N, C, D, H, W)``: tensors are in volume order,
+the scan's slice axis last).
 """
 
 from __future__ import annotations
