@@ -7,17 +7,30 @@ import io
 import logging
 import math
 import os
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.messages import one_line
 from mrisr.io.volume import Volume
+
+# nibabel.nifti1 imports pydicom when it is installed (half a second of CPU, more than all the rest of
+# `mrisr info scan.nii.gz`) only to decode DICOM header extensions (NIfTI ecode 2), which mrisr never reads;
+# without pydicom, nibabel keeps such an extension as raw bytes. So pydicom is hidden while nibabel loads
+# (None in sys.modules makes an import fail) and imports normally afterwards, for mrisr's DICOM I/O.
+_HIDE_PYDICOM = "pydicom" not in sys.modules and "nibabel" not in sys.modules
+if _HIDE_PYDICOM:
+    sys.modules["pydicom"] = None  # type: ignore[assignment]
+try:
+    import nibabel as nib
+finally:
+    if _HIDE_PYDICOM and sys.modules.get("pydicom", 0) is None:
+        del sys.modules["pydicom"]
 
 log = logging.getLogger(__name__)
 
