@@ -13,6 +13,8 @@ def test_models_list(capsys):
     assert main(["models", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {a["name"] for a in data["architectures"]} == set(list_models())
+    # shipped files predate the geometry field: read with the guess from their (2D, in-plane) factors
+    assert all(m["geometry"] == "isotropic" for m in data["shipped_models"])
 
 
 def test_models_show_file_and_architecture(tmp_path, capsys):
@@ -21,6 +23,7 @@ def test_models_show_file_and_architecture(tmp_path, capsys):
     assert main(["models", "show", str(path), "--json"]) == 0
     md = json.loads(capsys.readouterr().out)
     assert md["arch"] == "fast" and md["scale"] == 3 and md["degradation"] == "bicubic:scale=3"
+    assert md["geometry"] == "isotropic"
     assert main(["models", "show", str(path)]) == 0
     assert "bicubic:scale=3" in capsys.readouterr().out
     assert main(["models", "show", "mdcsrn"]) == 0

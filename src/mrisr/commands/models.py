@@ -34,7 +34,7 @@ def _shipped() -> list[dict[str, Any]]:
             out.append({"name": name, "error": str(exc)})
             continue
         out.append({"name": name, "arch": md.get("arch"), "scale": md.get("scale"), "factors": md.get("factors"),
-                    "degradation": md.get("degradation"), "validation_metrics": md.get("validation_metrics"),
+                    "geometry": md.get("geometry"), "degradation": md.get("degradation"), "validation_metrics": md.get("validation_metrics"),
                     "description": md.get("description")})
     return out
 
@@ -64,7 +64,7 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"  {s['name']:<{w}}  unreadable: {s['error']}")
             continue
         extra = f"  {s['description']}" if s.get("description") else ""
-        print(f"  {s['name']:<{w}}  {s['arch']} x{s['scale']}  trained for {s.get('degradation') or '?'}{extra}")
+        print(f"  {s['name']:<{w}}  {s['arch']} x{s['scale']} {s['geometry']}  trained for {s.get('degradation') or '?'}{extra}")
     return 0
 
 
