@@ -105,6 +105,8 @@ def test_gan_phase_needs_a_discriminator_and_an_adversarial_kind() -> None:
         config_from_dict({**BASE, "model": model, "phases": [gan]})
     c = config_from_dict({**BASE, "model": model, "phases": [{**gan, "adversarial": "hinge"}]})
     assert c.phases[0].adversarial == "hinge"
+    with pytest.raises(ConfigError, match=r"phases\.0\.adversarial: unknown kind 'hingee'.*smooth_l1"):
+        config_from_dict({**BASE, "model": model, "phases": [{**gan, "adversarial": "hingee"}]})
 
 
 def test_phase_data_overrides_merge_and_validate() -> None:

@@ -173,7 +173,7 @@ class PhaseConfig:
     train: list[NetworkRole] = field(default_factory=lambda: ["generator"])
     ratio: str = "1:1"
     losses: list[LossTerm] = field(default_factory=lambda: [LossTerm("l1")])
-    adversarial: Literal["vanilla", "lsgan", "hinge", "wgan", "relativistic", "smooth_l1"] | None = None
+    adversarial: str | None = None
     gp_weight: float = 0.0
     lr_scale: float = 1.0
     data: dict[str, Any] = field(default_factory=dict)
@@ -308,6 +308,8 @@ def check_config(cfg: TrainConfig) -> None:
     if any(c in cfg.run.name for c in "/\\") or cfg.run.name in (".", ".."):
         raise ConfigError(f"run.name: {cfg.run.name!r} is a name, not a path (use --out for the run folder)")
     names = set()
+    from mrisr.losses.adversarial import ADVERSARIAL_KINDS
+
     for i, ph in enumerate(cfg.phases):
         key = f"phases.{i}"
         if ph.name in names:
@@ -331,6 +333,8 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: trains or uses a discriminator but model.discriminator is not set")
         if uses_d and ph.adversarial is None:
             raise ConfigError(f"{key}.adversarial: required when the discriminator trains or is a loss term")
+        if ph.adversarial is not None and ph.adversarial not in ADVERSARIAL_KINDS:
+            raise ConfigError(f"{key}.adversarial: unknown kind {ph.adversarial!r}; known: {', '.join(ADVERSARIAL_KINDS)}")
         if "generator" in ph.train and not ph.losses:
             raise ConfigError(f"{key}.losses: the generator trains but has no loss terms")
         for j, term in enumerate(ph.losses):

@@ -84,11 +84,12 @@ class GridRow:
 
 
 def middle_slice(x: Tensor) -> np.ndarray:
-    """``(C, H, W)`` or ``(C, D, H, W)`` -> the centre channel's (middle) 2D slice as float32."""
+    """``(C, H, W)`` or, for 3D samples in volume order, ``(C, H, W, S)`` -> the centre channel's in-plane
+    2D slice ``(H, W)`` (the middle one along the slice axis, the last) as float32."""
     a = x.detach().float().cpu().numpy()
     a = a[a.shape[0] // 2]
     while a.ndim > 2:
-        a = a[a.shape[0] // 2]
+        a = a[..., a.shape[-1] // 2]
     return a
 
 
