@@ -19,6 +19,7 @@ the ``{"op": "upscale", "method": "model", ...}`` entry appended to ``meta["hist
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -33,12 +34,60 @@ from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intens
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.volume import Volume
+from mrisr.models.intended import intended_use, use_warnings
 from mrisr.models.modelfile import legacy_geometry, load_model_file, resolve_model_path
+
+log = logging.getLogger(__name__)
 
 ModelRef = str | os.PathLike[str] | nn.Module | tuple[nn.Module, Mapping[str, Any]]
 
 _CACHE: dict[tuple[str, float, str], tuple[nn.Module, dict[str, Any]]] = {}
 _CACHE_SIZE = 4
+
+
+# ----------------------------------------------------------------------------------------- do no harm
+def keep_measured_band(out: np.ndarray, measured: np.ndarray, factors: list[int], chunk: int = 16) -> None:
+    """Make the output's central k-space band equal the measured scan's, in place and in input units.
+
+    ``out`` is the network's output on the fine grid (spatial shape ``measured``'s times ``factors``, then
+    any trailing frame axis); ``measured`` the input scan. After this, truncating ``out``'s spectrum to the
+    measured band (:func:`mrisr.degrade.kspace.kspace_truncate`, no window, real part) gives ``measured``
+    back to float32 rounding: the network only fills in the frequencies that were not measured. Done here,
+    after the intensity normalisation is inverted (a clipping normalisation is not linear), in chunks of
+    ``chunk`` positions along an axis that is not refined, so memory stays a few slices' worth.
+    """
+    from mrisr.degrade.kspace import data_consistency
+
+    dims = [d for d, f in enumerate(factors) if f > 1]
+    if not dims:
+        return
+    sel = [factors[d] for d in dims]
+    free = [d for d in range(out.ndim) if d not in dims]
+    along = max(free, key=lambda d: out.shape[d]) if free else None
+    n = out.shape[along] if along is not None else 1
+    for start in range(0, n, chunk):
+        idx: list[Any] = [slice(None)] * out.ndim
+        if along is not None:
+            idx[along] = slice(start, min(start + chunk, n))
+        sr = torch.from_numpy(np.ascontiguousarray(out[tuple(idx)])).double()
+        lr = torch.from_numpy(np.ascontiguousarray(measured[tuple(idx)])).double()
+        out[tuple(idx)] = data_consistency(sr, lr, sel, dims).numpy()
+
+
+def nonnegative_output(out: np.ndarray, measured: np.ndarray) -> int | None:
+    """Magnitude in, magnitude out, for models whose file says they make magnitude images
+    (``intended_use.image == "magnitude"``): where the input scan has no negative voxel (an MR magnitude
+    image), negative output voxels (ringing of the sinc band limit, network overshoot) are set to 0 in place.
+
+    Returns the number of voxels changed, or ``None`` when the input has negative values (phase, CT, a
+    zero-mean image) and the output is left alone.
+    """
+    if measured.size == 0 or float(np.min(measured)) < 0:
+        return None
+    neg = out < 0
+    count = int(neg.sum())
+    out[neg] = 0.0
+    return count
 
 
 # ------------------------------------------------------------------------------------------- normalisation
@@ -256,6 +305,9 @@ def upscale_with_model(
     if module.spatial_dims == 3 and nd != 3:
         raise InputError(f"a 3D network needs a 3D or 4D volume, got shape {volume.shape}")
     factors = scan_factors(module, nd, axis)
+    refined_mm = [float(volume.spacing[d]) for d, f in enumerate(factors) if f > 1]
+    for line in use_warnings(meta, volume.meta.get("modality"), refined_mm, Path(str(name)).name):
+        log.warning("mrisr: warning: %s", line)
     out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
     check_voxel_count(out_shape, "the upscaled output")
     bar = None
@@ -307,6 +359,12 @@ def upscale_with_model(
             record["clipped_intensities"] = "restored by linear interpolation"
     if module.spatial_dims == 2 and nd == 3:
         record["axis"] = axis
+    if getattr(module, "data_consistency", False):
+        keep_measured_band(out, volume.data, factors)
+        record["data_consistency"] = "measured k-space band returned as measured (input units)"
+    negative = nonnegative_output(out, volume.data) if intended_use(meta).get("image") == "magnitude" else None
+    if negative is not None:
+        record["negative_voxels_set_to_zero"] = negative
     from mrisr.degrade.grid import resampled_volume
 
     return resampled_volume(volume, out, factors, record)

@@ -34,6 +34,7 @@ from mrisr import __version__
 from mrisr.data.normalise import check_normalisation
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.atomic import atomic_path, atomic_write_text, check_output
+from mrisr.models.intended import intended_use
 
 FORMAT = "mrisr-model"
 FORMAT_VERSION = 1
@@ -140,6 +141,7 @@ def build_metadata(model: nn.Module, arch: str, args: Mapping[str, Any], meta: M
     for key in list(meta):
         if key in md:
             raise ConfigError(f"metadata key {key!r} is set by mrisr and cannot be given")
+    intended_use(meta)  # a malformed entry fails when the file is written, not when it is used
     md.update(meta)
     return _jsonable(md, "model metadata")
 
