@@ -15,8 +15,8 @@ def _row(case, method, psnr, ssim3d=None, deg="kspace", scale=2):
 
 
 def test_columns_follow_the_metric_table():
-    assert columns() == ("case", "degradation", "scale", "method", "psnr", "ssim", "ssim3d", "nrmse",
-                         "data_range", "voxels", "mask", "seconds")
+    assert columns() == ("case", "degradation", "scale", "method", "region", "psnr", "ssim", "ssim3d", "nrmse",
+                         "data_range", "voxels", "negative_voxels", "mask", "seconds", "note")
 
 
 def test_summary_groups_in_first_seen_order():

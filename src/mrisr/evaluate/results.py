@@ -23,22 +23,32 @@ from mrisr.metrics.registry import METRICS
 
 
 def columns() -> tuple[str, ...]:
-    """Columns of ``per_case.csv``: the case keys, every metric in table order, then the scoring facts."""
-    return ("case", "degradation", "scale", "method", *METRICS, "data_range", "voxels", "mask", "seconds")
+    """Columns of ``per_case.csv``: the case keys (with the mask region), every metric in table order, then the
+    scoring facts (``negative_voxels``: output voxels below 0; ``note``: e.g. an overlap scored)."""
+    return ("case", "degradation", "scale", "method", "region", *METRICS, "data_range", "voxels", "negative_voxels",
+            "mask", "seconds", "note")
+
+
+def region_of(row: Mapping[str, Any]) -> str:
+    """The mask region of a row or summary entry (``whole`` for rows written before regions existed)."""
+    return str(row.get("region") or "whole")
 
 
 def summarise_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (degradation, scale, method), in first-seen order, with a summary per metric (None where
-    no row has a value, e.g. 3D SSIM of 2D images)."""
-    groups: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    """One entry per (degradation, scale, method, region), in first-seen order, with a summary per metric (None
+    where no row has a value, e.g. 3D SSIM of 2D images) and the total of ``negative_voxels`` over the cases."""
+    groups: dict[tuple[Any, Any, Any, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["degradation"], r["scale"], r["method"]), []).append(r)
+        groups.setdefault((r["degradation"], r["scale"], r["method"], region_of(r)), []).append(r)
     out = []
-    for (deg, scale, method), rs in groups.items():
-        entry: dict[str, Any] = {"degradation": deg, "scale": scale, "method": method, "n": len(rs)}
+    for (deg, scale, method, region), rs in groups.items():
+        entry: dict[str, Any] = {"degradation": deg, "scale": scale, "method": method, "region": region,
+                                 "n": len(rs)}
         for metric in METRICS:
             vals = [r[metric] for r in rs if r.get(metric) is not None]
             entry[metric] = summarise(vals) if vals else None
+        negative = [int(r["negative_voxels"]) for r in rs if r.get("negative_voxels") not in (None, "")]
+        entry["negative_voxels"] = sum(negative) if negative else None
         out.append(entry)
     return out
 
@@ -58,12 +68,14 @@ def _fmt(s: dict[str, Any] | None, digits: int) -> str:
 
 
 def format_table(summary: Sequence[dict[str, Any]]) -> str:
-    """Markdown table: one row per (degradation, scale, method), metrics as ``mean ± std``."""
+    """Markdown table: one row per (degradation, scale, method, region), metrics as ``mean ± std``; a region
+    other than the whole mask is named after the method, e.g. ``zerofill (interior)``."""
     specs = [METRICS[m] for m in shown_metrics(summary)]
     head = ["degradation", "scale", "method", "n", *(s.title for s in specs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["--:"] * (len(head) - 3)) + "|"]
     for e in summary:
-        cells = [e["degradation"] or "-", f"x{e['scale']}" if e["scale"] else "-", e["method"], str(e["n"]),
+        method = e["method"] if region_of(e) == "whole" else f"{e['method']} ({region_of(e)})"
+        cells = [e["degradation"] or "-", f"x{e['scale']}" if e["scale"] else "-", method, str(e["n"]),
                  *(_fmt(e[s.name], s.digits) for s in specs)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
