@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo-output
 BIN=.venv/bin
-MODEL=fast_kspace_x2
+MODEL=fast-kspace-x2
 mkdir -p "$OUT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 

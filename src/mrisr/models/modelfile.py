@@ -205,7 +205,9 @@ def resolve_model_path(ref: str | os.PathLike[str]) -> Path:
     name = str(ref)
     looks_like_path = os.sep in name or "/" in name or name.endswith((SUFFIX, ".json", ".pt", ".pth", ".ckpt"))
     if not looks_like_path:
-        shipped = pretrained_dir() / f"{name}{SUFFIX}"
+        from mrisr.pretrained import canonical_name
+
+        shipped = pretrained_dir() / f"{canonical_name(name)}{SUFFIX}"
         if shipped.is_file():
             return shipped
     from mrisr.models.registry import REGISTRY
