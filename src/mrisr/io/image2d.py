@@ -15,7 +15,7 @@ import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
-from mrisr.io.messages import one_line
+from mrisr.io.messages import holding_warnings, one_line
 from mrisr.io.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def _default_affine() -> np.ndarray:
     return np.eye(4)
 
 
+@holding_warnings
 def read_image2d(path: str | Path) -> Volume:
     """Read a greyscale PNG/TIFF (8/16-bit or float TIFF). RGB(A) is refused unless all channels agree."""
     from PIL import Image
@@ -83,6 +84,7 @@ def read_image2d(path: str | Path) -> Volume:
     return vol
 
 
+@holding_warnings
 def read_npy(path: str | Path) -> Volume:
     """Read a 2D/3D/4D ``.npy`` array (no pickles). Geometry: 1 mm isotropic identity affine."""
     path = Path(path)

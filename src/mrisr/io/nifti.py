@@ -6,7 +6,6 @@ import gzip
 import io
 import logging
 import math
-import os
 import sys
 import zlib
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
-from mrisr.io.messages import one_line
+from mrisr.io.messages import holding_warnings, one_line
 from mrisr.io.volume import Volume
 
 # nibabel.nifti1 imports pydicom when it is installed (half a second of CPU, more than all the rest of
@@ -57,8 +56,18 @@ def _load(path: Path) -> tuple[Any, io.IOBase | None]:
         raise
 
 
+@holding_warnings
 def read_nifti(path: str | Path) -> Volume:
-    """Read a 2D/3D/4D NIfTI file; scaling (scl_slope/scl_inter) applied; affine from sform/qform."""
+    """Read a 2D/3D/4D NIfTI file; scaling (scl_slope/scl_inter) applied; affine from sform/qform.
+
+    The header is checked as stored, before nibabel "fixes" it: spatial voxel sizes (``pixdim[1..3]``)
+    must be finite and positive, and the sform / qform in use finite and non-singular; mrisr refuses
+    rather than invent a spacing or an orientation. A gzip stream is read to its end first, so a corrupt or
+    cut stream (CRC, length) is refused before any voxel is used.
+
+    Raises:
+        InputError: the file's problem, as one line naming it.
+    """
     path = Path(path)
     try:
         img, stream = _load(path)
@@ -71,6 +80,7 @@ def read_nifti(path: str | Path) -> Volume:
             stream.close()
 
 
+@holding_warnings
 def read_mgh(path: str | Path) -> Volume:
     """Read a FreeSurfer ``.mgh`` / ``.mgz`` volume (RAS mm affine from its header, as nibabel gives it)."""
     path = Path(path)
@@ -80,6 +90,7 @@ def read_mgh(path: str | Path) -> Volume:
         raise InputError(f"cannot read MGH {path}: {one_line(exc)}") from None
     shape = tuple(int(s) for s in img.shape)
     check_voxel_count(shape, path)
+    _check_gzip_stream(path, 284 + math.prod(shape) * img.get_data_dtype().itemsize, path)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) > 4:
@@ -89,7 +100,7 @@ def read_mgh(path: str | Path) -> Volume:
     except Exception as exc:
         raise InputError(f"cannot read voxels of {path} (truncated file?): {one_line(exc)}") from None
     meta: dict[str, object] = {"format": "mgh", "source": str(path), "modality": "MR"}
-    vol = Volume(data=data, affine=np.asarray(img.affine, dtype=np.float64), meta=meta)
+    vol = Volume(data=data, affine=_checked_affine(img.affine, path, "its header"), meta=meta)
     vol.check_finite()
     return vol
 
@@ -103,6 +114,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
     image_file = getattr(img.file_map.get("image"), "filename", None)
     if image_file and not Path(image_file).is_file():
         raise InputError(f"{path}: NIfTI header whose image file {Path(image_file).name} is missing (.hdr/.img pair)")
+    _check_stored_header(Path(getattr(img.file_map.get("header"), "filename", None) or path), path)
     if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
         log.warning("%s: neither sform nor qform is set, so the orientation is unknown; assuming nibabel's "
                     "default (x flipped: LAS) from the voxel sizes", path)
@@ -110,7 +122,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
     check_voxel_count(shape, path)
     data_file = Path(image_file) if image_file else path
     expected = int(img.header.get_data_offset()) + math.prod(shape) * img.get_data_dtype().itemsize
-    _check_gzip_holds(data_file, expected, path)
+    _check_gzip_stream(data_file, expected, path)
     if len(shape) > 4:
         # Trailing singleton dimensions (e.g. X, Y, Z, 1, 1) are squeezed; real 5D data is refused.
         while len(shape) > 4 and shape[-1] == 1:
@@ -136,7 +148,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
         text = np.asarray(descrip).tobytes().split(b"\x00")[0].decode("latin-1").strip()
         if text:
             meta["series_description"] = text
-    affine = np.asarray(img.affine, dtype=np.float64)
+    affine = _checked_affine(img.affine, path, "its sform/qform")
     space_unit = img.header.get_xyzt_units()[0]
     to_mm = {"meter": 1000.0, "micron": 1e-3}.get(space_unit, 1.0)
     if to_mm != 1.0:
@@ -147,41 +159,98 @@ def _volume_from(img: Any, path: Path) -> Volume:
     return vol
 
 
-def _gzip_isize(path: Path) -> int | None:
-    """The gzip trailer's ISIZE (uncompressed size mod 2**32 of the last member), None if not gzip."""
-    with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return None
-        fh.seek(-4, os.SEEK_END)
-        return int.from_bytes(fh.read(4), "little")
+def _stored_header(header_file: Path) -> Any:
+    """The NIfTI-1/2 header of ``header_file`` as stored (nibabel's header checks and fixes not applied)."""
+    with open(header_file, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    with (gzip.open(header_file, "rb") if gz else open(header_file, "rb")) as fh:
+        block = fh.read(540)
+    cls = nib.Nifti2Header if block[4:8] in (b"n+2\x00", b"ni2\x00") else nib.Nifti1Header
+    return cls.from_fileobj(io.BytesIO(block[: cls.template_dtype.itemsize]), check=False)
 
 
-def _check_gzip_holds(data_file: Path, expected: int, path: Path) -> None:
-    """Refuse a ``.nii.gz`` that holds fewer bytes than its header claims *before* nibabel allocates them.
+def _check_stored_header(header_file: Path, path: Path) -> None:
+    """Refuse voxel sizes and transforms that nibabel would silently repair (0 -> 1 mm, negative -> abs).
 
-    nibabel allocates the full array and then fills it from the stream, so a 1 kB file whose header
-    claims 1200**3 voxels would take gigabytes of memory before failing. The trailer's size settles most
-    files at once; otherwise (multi-member gzip, > 4 GiB) the stream is counted in chunks without keeping it.
+    Rule: ``pixdim[1..min(dim[0], 3)]`` (mm) are finite and > 0; an sform in use (``sform_code > 0``)
+    has finite rows and a non-singular 3x3 part; a qform in use has a finite quaternion and offset.
     """
     try:
-        isize = _gzip_isize(data_file)
+        hdr = _stored_header(header_file)
+    except Exception:
+        return  # unreadable headers are nibabel's to report (it already parsed this one)
+    ndim = int(hdr["dim"][0])
+    for i in range(1, min(ndim, 3) + 1):
+        size = float(hdr["pixdim"][i])
+        if not (math.isfinite(size) and size > 0):
+            raise InputError(f"{path}: pixdim[{i}] (the voxel size along axis {i - 1}) is {size:g}; voxel sizes "
+                             "must be positive mm (mrisr does not invent a spacing)")
+    if int(hdr["sform_code"]) > 0:
+        srows = np.stack([hdr["srow_x"], hdr["srow_y"], hdr["srow_z"]]).astype(np.float64)
+        if not np.all(np.isfinite(srows)) or abs(np.linalg.det(srows[:, :3])) < 1e-12:
+            raise InputError(f"{path}: the sform (srow_x/y/z) is NaN, infinite or singular; its orientation is "
+                             "unknown (mrisr does not invent one)")
+    if int(hdr["qform_code"]) > 0:
+        quat = [float(hdr[k]) for k in ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")]
+        if not all(math.isfinite(q) for q in quat):
+            raise InputError(f"{path}: the qform (quaternion or offset) is NaN or infinite; its orientation is "
+                             "unknown (mrisr does not invent one)")
+
+
+def _checked_affine(affine: Any, path: Path, what: str) -> np.ndarray:
+    """``affine`` as float64 4x4, refused (naming ``path``) when NaN/Inf or singular."""
+    out = np.asarray(affine, dtype=np.float64)
+    if not np.all(np.isfinite(out)) or abs(np.linalg.det(out[:3, :3])) < 1e-12:
+        raise InputError(f"{path}: {what} gives a NaN, infinite or singular affine (zero voxel size or "
+                         "collinear axes); mrisr does not invent a geometry")
+    return out
+
+
+#: A gzip stream may hold this many bytes more than its header needs (padding some writers add) before it
+#: counts as a decompression bomb.
+GZIP_SLACK_BYTES = 16 * 2**20
+
+
+def _check_gzip_stream(data_file: Path, expected: int, path: Path) -> None:
+    """Read a gzip stream to its end through Python's checked decompressor, without keeping it.
+
+    nibabel reads only the bytes the header needs, so it never reaches the gzip trailer: a corrupt stream
+    or a wrong CRC would go unnoticed, and a stream shorter than the header claims would first allocate
+    the whole array. Reading to the end checks every member's CRC-32 and length.
+
+    Args:
+        data_file: the file holding the voxels (``path`` itself, or the ``.img.gz`` of a pair).
+        expected: bytes the header needs (offset + voxels x item size; MGH tags after the voxels stay
+            within the slack).
+
+    Raises:
+        InputError: a corrupt, cut or short stream, or one more than :data:`GZIP_SLACK_BYTES` longer than
+            ``expected`` (a decompression bomb).
+    """
+    try:
+        with open(data_file, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                return
     except OSError:
-        return  # unreadable / too short: nibabel reports it
-    if isize is None or (expected < 2**32 and isize >= expected):
-        return
+        return  # unreadable: nibabel reports it
     have = 0
+    limit = expected + GZIP_SLACK_BYTES
     try:
         with gzip.open(data_file, "rb") as gz:
-            while have < expected:
-                chunk = gz.read(min(1 << 24, expected - have))
+            while have <= limit:
+                chunk = gz.read(1 << 24)
                 if not chunk:
                     break
                 have += len(chunk)
-    except (OSError, EOFError, zlib.error):
-        pass  # corrupt or cut stream: what was read so far counts
+    except (OSError, EOFError, zlib.error) as exc:
+        detail = "cut short" if isinstance(exc, EOFError) else one_line(exc)
+        raise InputError(f"{path}: corrupt gzip stream ({detail}); the file is damaged or incomplete") from None
     if have < expected:
         raise InputError(f"cannot read voxels of {path} (truncated file?): the header claims {expected} bytes, "
                          f"the compressed file holds {have}")
+    if have > limit:
+        raise InputError(f"{path}: the gzip stream holds more than {limit} bytes, far more than the "
+                         f"{expected} its header needs (a decompression bomb?)")
 
 
 def write_nifti(volume: Volume, path: str | Path) -> None:

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import logging
 import math
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +24,10 @@ import numpy as np
 
 from mrisr.errors import InputError
 from mrisr.io.limits import check_voxel_count
-from mrisr.io.messages import one_line
+from mrisr.io.messages import held_warnings, one_line
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
-
-log = logging.getLogger(__name__)
 
 #: Largest gzip-wrapped DICOM decompressed in memory.
 _MAX_GZIP_BYTES = 4 * 2**30
@@ -42,21 +37,10 @@ _COLOUR_PHOTOMETRIC = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK")
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
 
-@contextmanager
-def pydicom_warnings_to_log() -> Iterator[None]:
-    """pydicom warns about many harmless oddities; keep stderr to one line per error (shown with --debug)."""
-    pydicom_log = logging.getLogger("pydicom")
-    level = pydicom_log.level
-    if not log.isEnabledFor(logging.INFO):
-        pydicom_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
-    finally:
-        pydicom_log.setLevel(level)
-    for w in caught:
-        log.info("pydicom: %s", w.message)
+#: pydicom warns (and logs, with tracebacks from its pixel decoders) about many harmless oddities; these are
+#: held and shown with ``--debug`` only (:func:`mrisr.io.messages.held_warnings`), so stderr keeps one line
+#: per error.
+pydicom_warnings_to_log = held_warnings
 
 
 def _open_source(path: Path) -> str | io.BytesIO:

@@ -33,6 +33,7 @@ from mrisr.io.dicom.reading import (
 )
 from mrisr.io.dicom.series import assemble_frames, base_meta, finish_volume, read_dicom_file
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.messages import holding_warnings
 from mrisr.io.volume import Volume
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ def series_listing(series: dict[str, list[tuple[Path, Dataset]]]) -> str:
     return "; ".join(_series_label(uid, series[uid]) for uid in sorted(series, key=sort_key))
 
 
+@holding_warnings
 def read_dicom_folder(path: str | Path, series: str | None = None) -> Volume:
     """Read the DICOM series in a folder (searched recursively) as one volume.
 

@@ -36,6 +36,7 @@ from mrisr.io.dicom.geometry import (
 )
 from mrisr.io.dicom.reading import check_image_header, dcmread, decode, require_pixels, strip_pixels
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.messages import holding_warnings
 from mrisr.io.volume import Volume
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def finish_volume(data: np.ndarray, affine: np.ndarray, meta: dict[str, Any], ex
     return vol
 
 
+@holding_warnings
 def read_dicom_file(path: str | Path) -> Volume:
     """Read one DICOM file: a single frame (a 3D volume with one slice) or a multi-frame file.
 
