@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mrisr.commands.degrade import add_like_options
 from mrisr.errors import ConfigError
 
 
@@ -17,32 +18,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="output path: .nii/.nii.gz, .png, .tif, .npy or a DICOM folder")
     p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_like_options(p)
     p.add_argument(
-        "--like", metavar="DICOM",
-        help="DICOM output: take patient, study, frame of reference and acquisition attributes from this DICOM "
-             "file or series folder (e.g. the scan a NIfTI was converted from; NIfTI keeps no patient data)",
+        "--anonymise", "--anonymize", action="store_true",
+        help="DICOM output: de-identify it by the DICOM basic confidentiality profile (PS3.15 Annex E: patient, "
+             "study, staff and institution attributes removed or emptied, private tags removed, new UIDs, "
+             "PatientIdentityRemoved=YES)",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mrisr.commands.degrade import like_dicom
     from mrisr.io import read_volume, write_volume
-    from mrisr.io.atomic import check_output
+    from mrisr.io.atomic import check_not_input, check_output
     from mrisr.io.detect import output_format
 
     # Refuse a bad or existing output before spending time on reading the input.
     output_format(args.output)
+    check_not_input(args.output, (args.input, args.like))
     check_output(args.output.rstrip("/\\"), args.force)
-    if args.like and output_format(args.output) != "dicom-folder":
+    dicom_out = output_format(args.output) == "dicom-folder"
+    if args.like and not dicom_out:
         raise ConfigError("--like applies to DICOM output (a folder)")
-    vol = read_volume(args.input, series=args.series)
-    if args.like:
-        from mrisr.io.dicom.writing import reference_header
+    if args.anonymise and not dicom_out:
+        raise ConfigError("--anonymise applies to DICOM output (a folder); NIfTI, PNG, TIFF and NPY files "
+                          "carry no patient data")
+    vol = like_dicom(read_volume(args.input, series=args.series), args.like, args.force_like)
+    if args.anonymise:
+        from mrisr.io.dicom.anonymise import anonymised_volume
 
-        ref = reference_header(args.like)
-        vol = vol.with_data(vol.data, dicom_headers=[ref], rescale=None)
-        for key in ("modality", "patient_id"):
-            vol.meta.pop(key, None)
+        vol = anonymised_volume(vol)
     out = write_volume(vol, args.output, force=args.force)
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (" (de-identified: DICOM basic confidentiality profile)" if args.anonymise else ""))
     return 0

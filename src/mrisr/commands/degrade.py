@@ -27,7 +27,11 @@ def parse_ints(text: str, what: str) -> list[int]:
 
 
 def check_series_and_like(input_path: str, series: str | None, output: str, like: str | None) -> None:
-    """Refuse ``--series`` for an input that is not a folder and ``--like`` for an output that is not DICOM."""
+    """Refuse ``--series`` for an input that is not a folder, ``--like`` for an output that is not DICOM, and
+    an output that would overwrite the input or the ``--like`` scan."""
+    from mrisr.io.atomic import check_not_input
+
+    check_not_input(output, (input_path, like))
     if series and not Path(input_path).is_dir():
         raise ConfigError(f"--series picks a series of a DICOM folder; {input_path} is not a folder")
     if like:
@@ -37,27 +41,36 @@ def check_series_and_like(input_path: str, series: str | None, output: str, like
             raise ConfigError("--like applies to DICOM output (a folder)")
 
 
-def like_dicom(vol: Volume, like: str | None) -> Volume:
-    """``vol`` to be written into the patient/study/frame of reference of the DICOM scan ``like`` (if given)."""
+def like_dicom(vol: Volume, like: str | None, force_like: bool = False) -> Volume:
+    """``vol`` to be written into the patient/study/frame of reference of the DICOM scan ``like`` (if given),
+    which it must lie in (field of view and orientation) unless ``force_like``."""
     if not like:
         return vol
-    from mrisr.io.dicom.writing import reference_header
+    from mrisr.io.dicom.writing import like_header
 
-    out = vol.with_data(vol.data, dicom_headers=[reference_header(like)], rescale=None)
+    out = vol.with_data(vol.data, dicom_headers=[like_header(like, vol, force=force_like)], rescale=None)
     for key in ("modality", "patient_id"):
         out.meta.pop(key, None)
     return out
 
 
-def add_output_options(p: argparse.ArgumentParser) -> None:
-    """``--series``, ``--like`` and ``--force``, shared by ``degrade`` and ``upscale``."""
-    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series "
-                   "(DICOM folder inputs only)")
+def add_like_options(p: argparse.ArgumentParser) -> None:
+    """``--like`` and ``--force-like``, shared by ``convert``, ``degrade`` and ``upscale``."""
     p.add_argument(
         "--like", metavar="DICOM",
         help="DICOM output: take patient, study, frame of reference and acquisition attributes from this DICOM "
-             "file or series folder (e.g. the scan a NIfTI input came from; NIfTI keeps no patient data)",
+             "file or series folder (e.g. the scan a NIfTI input came from; NIfTI keeps no patient data); the "
+             "volume must cover the same field of view in the same orientation",
     )
+    p.add_argument("--force-like", action="store_true",
+                   help="--like without checking that the volume's field of view and orientation match the scan's")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """``--series``, ``--like``, ``--force-like`` and ``--force``, shared by ``degrade`` and ``upscale``."""
+    p.add_argument("--series", help="SeriesInstanceUID to pick when the input folder holds several series "
+                   "(DICOM folder inputs only)")
+    add_like_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
@@ -153,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)
-    out = like_dicom(deg(vol, seed=args.seed), args.like)
+    out = like_dicom(deg(vol, seed=args.seed), args.like, args.force_like)
     path = write_volume(out, args.output, force=args.force)
     spacing = " x ".join(f"{s:.4g}" for s in out.spacing)
     print(f"wrote {path}: {deg.spec} (seed {args.seed}); shape {vol.shape} -> {out.shape}, spacing {spacing} mm")

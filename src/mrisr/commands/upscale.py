@@ -17,10 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="input scan (NIfTI, DICOM file/folder, PNG, TIFF, NPY)")
     p.add_argument("output", help="output path (.nii.gz, .npy, .png, .tif or a DICOM folder)")
-    how = p.add_mutually_exclusive_group(required=True)
+    how = p.add_mutually_exclusive_group()
     how.add_argument("--method", choices=BASELINES, help="interpolation baseline")
-    how.add_argument("--model", help="trained model: shipped name, .safetensors file or a folder holding one")
-    p.add_argument("--scale", type=int, help="integer upscale factor (required with --method; checked with --model)")
+    how.add_argument("--model", help="trained model: shipped name, .safetensors file or a folder holding one "
+                     "(default with --scale S: the shipped kspace-xS)")
+    p.add_argument("--scale", type=int, help="integer upscale factor (required with --method; checked with --model; "
+                   "alone: the shipped default model for that scale)")
     p.add_argument("--axes", help="axes to upscale with --method, e.g. 0,1 (default: in-plane 0,1) or all")
     p.add_argument("--axis", type=int, help="--model: slice axis for 2D networks (default 2)")
     p.add_argument("--device", default="cpu", help="--model: cpu, cuda, cuda:1 or auto (default cpu)")
@@ -36,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
 
+    if args.method is None and args.model is None:
+        if args.scale is None:
+            raise ConfigError("name --scale S (the shipped default model kspace-xS), --model or --method")
+        from mrisr.pretrained import default_model
+
+        args.model = default_model(args.scale)
     check_series_and_like(args.input, args.series, args.output, args.like)
     check_output(args.output, args.force)
     vol = read_volume(args.input, series=args.series)
@@ -58,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         extra = {} if args.axis is None else {"axis": args.axis}
         out = upscale_with_model(vol, args.model, scale=args.scale, device=args.device, **extra)
         how = f"model {args.model}"
-    out = like_dicom(out, args.like)
+    out = like_dicom(out, args.like, args.force_like)
     path = write_volume(out, args.output, force=args.force)
     spacing = " x ".join(f"{s:.4g}" for s in out.spacing)
     print(f"wrote {path}: {how}; shape {vol.shape} -> {out.shape}, spacing {spacing} mm")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -47,6 +48,27 @@ def _check_replaceable_folder(folder: Path) -> None:
         )
 
 
+def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+    """Refuse an output that would overwrite one of the ``inputs`` (``None`` entries are ignored).
+
+    The output may not be an input (also through a symlink or a hard link), lie inside an input folder (a
+    DICOM series being read), or be a folder holding an input (``--force`` would replace it).
+
+    Raises:
+        MrisrError: one line naming both paths.
+    """
+    out = Path(os.path.abspath(os.fspath(output).rstrip("/\\") or os.sep)).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(os.path.abspath(given)).resolve()
+        same = out == src or (out.exists() and src.exists() and os.path.samefile(out, src))
+        if same or src in out.parents or out in src.parents:
+            how = "is" if same else ("lies inside" if src in out.parents else "is a folder holding")
+            raise MrisrError(f"output {output} {how} the input {given}; choose another output path "
+                             "(an input is never overwritten, not even with --force)")
+
+
 def check_output(path: str | os.PathLike[str], force: bool) -> Path:
     """Refuse an existing output unless ``force``; return the path as :class:`Path`.
 
@@ -59,6 +81,42 @@ def check_output(path: str | os.PathLike[str], force: bool) -> Path:
         if p.is_dir() and not p.is_symlink():
             _check_replaceable_folder(p)
     return p
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's process (or an absurd number: not ours to judge)
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove the temporaries that killed writers of ``final`` left beside it; returns what was removed.
+
+    A temporary is ``.NAME.PID-XXXX.tmpSUFFIX`` (files or folders); it is stale when process ``PID`` no
+    longer runs (temporaries of a writer still running, e.g. a second mrisr writing the same output, are
+    left alone). Names without a PID are from mrisr versions before PIDs were recorded and are stale too.
+    """
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp{re.escape(''.join(final.suffixes))}")
+    removed: list[Path] = []
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if m is None or (m.group(1) is not None and (int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -96,14 +154,18 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
 
     Works for files and for folders (a DICOM series). The temporary keeps the final suffixes so that
     writers choosing a format by extension (``.nii.gz``) behave. On error, Ctrl-C or SIGTERM the
-    temporary is removed and nothing is left at ``path`` (a SIGKILL may leave a hidden ``.NAME.*.tmp``).
+    temporary is removed and nothing is left at ``path``. A SIGKILL may leave a hidden
+    ``.NAME.PID-XXXX.tmpSUFFIX``; the next write of the same ``path`` removes it
+    (:func:`remove_stale_temporaries`).
     """
     final = check_output(path, force)
     suffix = "".join(final.suffixes)
     with _sigterm_raises():
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+            remove_stale_temporaries(final)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}-", suffix=f".tmp{suffix}",
+                                            dir=final.parent)
         except OSError as exc:
             raise MrisrError(f"cannot write {final}: cannot create a file in {final.parent} "
                              f"({exc.strerror or exc})") from None

@@ -32,7 +32,8 @@ from mrisr.io.dicom.reading import (
     rescale_of,
     strip_pixels,
 )
-from mrisr.io.dicom.scanning import scan_folder, series_listing
+from mrisr.io.dicom.scanning import read_dicom_folder, scan_folder, series_listing
+from mrisr.io.dicom.series import read_dicom_file
 from mrisr.io.volume import LPS_TO_RAS, Volume
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ _KEPT_ATTRIBUTES = (
     # patient
     "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
     "PatientSize", "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
     # study
     "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "StudyDescription",
     "ReferringPhysicianName",
@@ -349,3 +351,66 @@ def reference_header(path: str | Path) -> Dataset:
     if not is_image_header(ds):
         raise InputError(f"{p}: DICOM {object_kind(ds)} object is not an image; give a file of the scan's series")
     return strip_pixels(ds)
+
+
+#: Largest angle (degrees) between an axis of a volume and the nearest axis of a ``--like`` reference.
+LIKE_ANGLE_TOLERANCE_DEG = 1.0
+
+
+def field_of_view_corners(affine: np.ndarray, spatial_shape: Sequence[int]) -> np.ndarray:
+    """The 8 corners ``(8, 3)`` (world mm) of the box the voxels cover: voxel edges at ``-0.5`` and ``n - 0.5``
+    on each axis (a 2D shape covers one voxel along its third axis)."""
+    shape = [*list(spatial_shape)[:3], 1, 1][:3]
+    edges = [(-0.5, n - 0.5) for n in shape]
+    ijk = np.array([[a, b, c, 1.0] for a in edges[0] for b in edges[1] for c in edges[2]])
+    return (ijk @ np.asarray(affine, dtype=np.float64).T)[:, :3]
+
+
+def geometry_mismatch(volume: Volume, reference: Volume) -> str | None:
+    """Why ``volume`` does not lie where ``reference`` lies (``None`` when it does).
+
+    Every axis of ``volume`` must be parallel to an axis of ``reference`` within
+    :data:`LIKE_ANGLE_TOLERANCE_DEG`, and every corner of its field of view within one voxel (the larger
+    spacing of the two, at least 1 mm) of a corner of the reference's: an upscaled or degraded copy keeps
+    the field of view (a centre crop to a multiple of the scale moves it by less than a coarse voxel).
+    """
+    axes = np.asarray(volume.affine, dtype=np.float64)[:3, :3]
+    ref_axes = np.asarray(reference.affine, dtype=np.float64)[:3, :3]
+    norms, ref_norms = np.linalg.norm(axes, axis=0), np.linalg.norm(ref_axes, axis=0)
+    if np.any(norms == 0) or np.any(ref_norms == 0):
+        return "an affine has a zero-length axis"
+    cosines = np.abs((axes / norms).T @ (ref_axes / ref_norms)).max(axis=1)
+    if np.any(cosines < np.cos(np.radians(LIKE_ANGLE_TOLERANCE_DEG))):
+        worst = float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
+        return f"its orientation {volume.orientation} differs from the reference's {reference.orientation} ({worst:.1f} deg)"
+    corners = field_of_view_corners(volume.affine, volume.spatial_shape)
+    ref_corners = field_of_view_corners(reference.affine, reference.spatial_shape)
+    dist = float(np.linalg.norm(corners[:, None] - ref_corners[None], axis=2).min(axis=1).max())
+    tolerance = max(1.0, *volume.spacing, *reference.spacing)
+    if dist > tolerance:
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        rlo, rhi = ref_corners.min(axis=0), ref_corners.max(axis=0)
+        box = "x".join(f"[{a:.1f}, {b:.1f}]" for a, b in zip(lo, hi, strict=True))
+        ref_box = "x".join(f"[{a:.1f}, {b:.1f}]" for a, b in zip(rlo, rhi, strict=True))
+        return (f"its field of view {box} mm is {dist:.1f} mm away from the reference's {ref_box} mm "
+                f"(tolerance {tolerance:.3g} mm)")
+    return None
+
+
+def like_header(path: str | Path, volume: Volume, force: bool = False) -> Dataset:
+    """:func:`reference_header` of ``path``, after checking that ``volume`` lies in the reference scan's field
+    of view and orientation (:func:`geometry_mismatch`); ``force`` (``--force-like``) skips the check.
+
+    Raises:
+        InputError: the reference is unusable, or the geometries differ (the message says how).
+    """
+    header = reference_header(path)
+    if not force:
+        p = Path(path)
+        reference = read_dicom_folder(p) if p.is_dir() else read_dicom_file(p)
+        why = geometry_mismatch(volume, reference)
+        if why is not None:
+            raise InputError(f"--like {path}: the volume does not lie where the reference scan lies: {why}; "
+                             "writing it into that patient's frame of reference would misplace it "
+                             "(use --force-like if the geometry is known to match)")
+    return header
