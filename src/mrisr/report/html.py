@@ -8,8 +8,6 @@ whole. The metric columns, titles, decimals and best-value direction come from
 
 from __future__ import annotations
 
-import html
-import json
 import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,43 +22,11 @@ from mrisr.evaluate.results import shown_metrics
 from mrisr.io.atomic import atomic_write_text
 from mrisr.metrics.registry import METRICS
 from mrisr.report.figures import ERROR_PERCENTILE, WINDOW_PERCENTILES, CaseEntry, headline_metrics
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
-       max-width: 1500px; padding: 0 1em; color: #222; line-height: 1.35; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 1.8em; }
-h3 { margin-bottom: 0.3em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; vertical-align: top; }
-th { background: #f0f0f0; text-align: left; } table.kv th { white-space: nowrap; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.best { background: #d9f2d9; font-weight: bold; }
-tr.model td:first-child { font-weight: bold; }
-.ci { color: #666; font-size: 0.85em; }
-.gain-pos { color: #0a6b0a; font-weight: bold; } .gain-neg { color: #a30000; font-weight: bold; }
-figure { margin: 0.5em 0 1.5em; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; color: #444; max-width: 1200px; }
-code, pre { font-size: 0.85em; background: #f6f6f6; } pre { padding: 0.4em; white-space: pre-wrap; margin: 0; }
-.note { background: #fff6d6; border: 1px solid #e6d28a; padding: 0.4em 0.7em; display: inline-block; }
-.muted { color: #666; }
-"""
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _num(v: Any, digits: int) -> str:
-    if v is None or v == "":
-        return "-"
-    f = float(v)
-    if not np.isfinite(f):
-        return "inf" if f > 0 else "-"
-    return f"{f:.{digits}f}"
-
-
-def _json(v: Any) -> str:
-    return json.dumps(v, default=str, sort_keys=False)
+from mrisr.report.page import CSS as _CSS
+from mrisr.report.page import as_json as _json
+from mrisr.report.page import esc as _e
+from mrisr.report.page import kv_table as _kv_table
+from mrisr.report.page import num as _num
 
 
 def _groups(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], list[Mapping[str, Any]]]:
@@ -219,24 +185,6 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
              "<p><b>Degradation history</b> (parameters as drawn, with the seed):</p>" + _case_history(entry),
              "</section>"]
     return "\n".join(parts)
-
-
-def _kv_table(d: Mapping[str, Any]) -> str:
-    rows = []
-    for k, v in d.items():
-        if isinstance(v, list | tuple) and all(not isinstance(x, Mapping | list | tuple) for x in v):
-            val = _e(", ".join(str(x) for x in v)) if v else "<span class='muted'>-</span>"
-        elif isinstance(v, Mapping) and v:
-            val = "<br>".join(f"{_e(k2)} = <code>{_e(json.dumps(v2, default=str))}</code>" for k2, v2 in v.items())
-        elif isinstance(v, Mapping | list | tuple):
-            short = json.dumps(v, default=str)
-            val = (f"<code>{_e(short)}</code>" if len(short) <= 100
-                   else f"<pre>{_e(json.dumps(v, indent=1, default=str))}</pre>") if v else \
-                "<span class='muted'>-</span>"
-        else:
-            val = _e(v) if v not in (None, "") else "<span class='muted'>-</span>"
-        rows.append(f"<tr><th>{_e(k)}</th><td>{val}</td></tr>")
-    return "<table class='kv'>" + "".join(rows) + "</table>"
 
 
 def model_metadata(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
