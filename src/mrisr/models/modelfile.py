@@ -19,6 +19,7 @@ applied per volume before the network and inverted on its output by :func:`mrisr
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -220,12 +221,47 @@ def resolve_model_path(ref: str | os.PathLike[str]) -> Path:
     raise InputError(f"no model file or shipped model {name!r}{hint}; shipped models: {shipped_list}")
 
 
+#: Bytes per element of the safetensors dtypes.
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_tensor_table(path: Path, header: bytes, data_size: int) -> None:
+    """Every tensor the JSON ``header`` declares must be a known dtype whose shape fills exactly its byte
+    range, and every range must lie inside the ``data_size`` bytes that follow the header: a header that
+    claims huge tensors is refused here, before safetensors allocates anything."""
+    try:
+        table = json.loads(header)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: the safetensors header is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: the safetensors header is not a JSON object")
+    for name, entry in table.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            ok = (dtype in _DTYPE_BYTES and isinstance(shape, list)
+                  and all(type(n) is int and n >= 0 for n in (*shape, start, end)))
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"{path}: tensor {name!r} has a malformed entry in the safetensors header")
+        need = math.prod(shape) * _DTYPE_BYTES[dtype]
+        if need != end - start or end > data_size:
+            raise InputError(f"{path}: tensor {name!r} claims shape {shape} ({need} bytes) but the file holds "
+                             f"{max(0, min(end, data_size) - start)} bytes for it (truncated or forged file)")
+
+
 def _check_safetensors(path: Path) -> None:
-    """Refuse anything that is not a safetensors file *before* any parser sees it."""
+    """Refuse anything that is not a safetensors file *before* any parser sees it (pickles are never
+    opened; a header that claims more data than the file holds is refused before any allocation)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(9)
             size = path.stat().st_size
+            n = struct.unpack("<Q", head[:8])[0] if len(head) == 9 and head[8:9] == b"{" else 0
+            header = head[8:] + fh.read(n - 1) if 0 < n <= min(_MAX_HEADER, size - 8) else b""
     except OSError as exc:
         raise InputError(f"cannot read model file {path}: {exc}") from exc
     pickle_like = head[:1] == b"\x80" or head[:2] == b"PK" or path.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin")
@@ -240,6 +276,7 @@ def _check_safetensors(path: Path) -> None:
                 "and never unpickles (unpickling can run arbitrary code). If you trust the file, convert it "
                 "once with torch.load(path, weights_only=True) and mrisr.models.save_model_file.")
         raise InputError(f"{path} is not a safetensors model file")
+    _check_tensor_table(path, header, size - 8 - n)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, str] | None]:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrisr.errors import ConfigError
+from mrisr.errors import ConfigError, InputError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.pt"
@@ -162,8 +162,21 @@ def find_checkpoint(path: str | Path, which: str = "last") -> Path | None:
 
 
 def load_state(ckpt: Path) -> dict[str, Any]:
-    """The trainer state of a checkpoint folder (tensors and plain containers only)."""
-    return torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    """The trainer state of a checkpoint folder (tensors and plain containers only).
+
+    Raises:
+        InputError: the file is not a weights-only state (a pickle naming code is refused by torch's
+            weights-only unpickler before anything of it runs), or it is truncated.
+    """
+    import pickle
+
+    path = ckpt / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path} is not a weights-only trainer state (refused, nothing of it was run): "
+                         f"{first[:200]}") from None
 
 
 def load_weights_into(module: nn.Module, model_file: Path) -> dict[str, Any]:
