@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mrisr.errors import InputError
-from mrisr.io.dicom.reading import float_value, float_values, int_value, rescale_of
+from mrisr.io.dicom.reading import float_value, float_values, int_value, rescale_of, stated_values
 from mrisr.io.volume import LPS_TO_RAS
 
 if TYPE_CHECKING:
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 #: Tolerance on unit-vector components when comparing / validating ImageOrientationPatient.
 ORIENTATION_TOLERANCE = 1e-4
+#: Single-frame attributes that tell images at one slice position apart (time points, echoes, b-values);
+#: ``AcquisitionTime`` is a TM value, read as seconds.
+TEMPORAL_KEYWORDS = ("TemporalPositionIdentifier", "TriggerTime", "EchoTime", "AcquisitionTime", "EchoNumbers",
+                     "InversionTime", "DiffusionBValue")
 #: ImageOrientationPatient assumed when a data set has none: rows along L, columns along P (axial).
 AXIAL_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -63,6 +67,9 @@ class Frame:
     trigger_ms: float | None
     load: Callable[[], np.ndarray]  # stored values, (rows, cols)
     header: Dataset | None = None
+    #: What tells this frame apart from others at its position (time, echo, b-value); equal keys at one
+    #: position mean duplicated images, not time points. Frames of one multi-frame file always differ.
+    temporal: tuple[float, ...] = ()
 
 
 def _checked_iop(iop: np.ndarray, where: str) -> np.ndarray:
@@ -104,6 +111,24 @@ def frame_affine(iop: np.ndarray, pixel_spacing: np.ndarray, k_step: np.ndarray,
     return LPS_TO_RAS @ affine
 
 
+def _positive_spacing(spacing: np.ndarray | None, keyword: str, where: Path | str) -> np.ndarray | None:
+    """``spacing`` (mm, ``[row, column]``) unchanged, or refused when zero or negative (a negative spacing
+    would flip the image: left-right or anterior-posterior)."""
+    if spacing is not None and not np.all(spacing > 0):
+        raise InputError(f"{where}: {keyword} {spacing.tolist()} must be positive mm (a negative spacing would "
+                         "flip the image)")
+    return spacing
+
+
+def _pixel_spacing(ds: Dataset, where: Path | str) -> np.ndarray | None:
+    """PixelSpacing, else ImagerPixelSpacing (projection images), ``(2,)`` mm; None when neither is given."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        spacing = stated_values(ds.get(keyword), 2, keyword, where)
+        if spacing is not None:
+            return _positive_spacing(spacing, keyword, where)
+    return None
+
+
 def _tm_seconds(value: Any) -> float | None:
     """DICOM TM ``HHMMSS.ffffff`` (or DT) -> seconds; None when absent or unparsable."""
     text = str(value or "").strip()
@@ -120,10 +145,8 @@ def _key(*values: float | None) -> tuple[float, ...]:
 
 def frame_from_single(ds: Dataset, path: Path, load: Callable[[], np.ndarray]) -> Frame:
     """The frame of a single-frame data set; ``load`` returns its stored values ``(rows, cols)``."""
-    iop = float_values(ds.get("ImageOrientationPatient"), 6)
-    spacing = float_values(ds.get("PixelSpacing"), 2)
-    if spacing is None:
-        spacing = float_values(ds.get("ImagerPixelSpacing"), 2)
+    iop = stated_values(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", path)
+    spacing = _pixel_spacing(ds, path)
     slope, intercept = rescale_of(ds)
     thickness = float_value(ds.get("SpacingBetweenSlices")) or float_value(ds.get("SliceThickness"))
     return Frame(
@@ -131,7 +154,7 @@ def frame_from_single(ds: Dataset, path: Path, load: Callable[[], np.ndarray]) -
         rows=int_value(ds, "Rows", 0, path),
         cols=int_value(ds, "Columns", 0, path),
         iop=None if iop is None else _checked_iop(iop, str(path)),
-        ipp=float_values(ds.get("ImagePositionPatient"), 3),
+        ipp=stated_values(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", path),
         pixel_spacing=spacing,
         thickness=thickness if thickness and thickness > 0 else None,
         slope=slope,
@@ -145,6 +168,8 @@ def frame_from_single(ds: Dataset, path: Path, load: Callable[[], np.ndarray]) -
         trigger_ms=float_value(ds.get("TriggerTime")),
         load=load,
         header=ds,
+        temporal=_key(*(_tm_seconds(ds.get(kw)) if kw == "AcquisitionTime" else float_value(ds.get(kw))
+                        for kw in TEMPORAL_KEYWORDS)),
     )
 
 
@@ -177,9 +202,9 @@ def frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[Fra
                 return item[keyword].value
         return None
 
-    top_iop = float_values(ds.get("ImageOrientationPatient"), 6)
-    top_ipp = float_values(ds.get("ImagePositionPatient"), 3)
-    top_spacing = float_values(ds.get("PixelSpacing"), 2)
+    top_iop = stated_values(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", path)
+    top_ipp = stated_values(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", path)
+    top_spacing = _pixel_spacing(ds, path)
     top_slope, top_intercept = rescale_of(ds)
     offsets = ds.get("GridFrameOffsetVector")
     offsets_arr = float_values(offsets, n) if offsets is not None else None
@@ -192,12 +217,15 @@ def frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[Fra
     frames: list[Frame] = []
     derived_positions = False
     for i in range(n):
-        iop = float_values(lookup(i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
-        iop = top_iop if iop is None else iop
-        ipp = float_values(lookup(i, "PlanePositionSequence", "ImagePositionPatient"), 3)
-        spacing = float_values(lookup(i, "PixelMeasuresSequence", "PixelSpacing"), 2)
-        spacing = top_spacing if spacing is None else spacing
         where = f"{path} frame {i + 1}"
+        iop = stated_values(lookup(i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6,
+                            "ImageOrientationPatient", where)
+        iop = top_iop if iop is None else iop
+        ipp = stated_values(lookup(i, "PlanePositionSequence", "ImagePositionPatient"), 3, "ImagePositionPatient",
+                            where)
+        spacing = _positive_spacing(stated_values(lookup(i, "PixelMeasuresSequence", "PixelSpacing"), 2,
+                                                  "PixelSpacing", where), "PixelSpacing", where)
+        spacing = top_spacing if spacing is None else spacing
         iop = None if iop is None else _checked_iop(iop, where)
         if ipp is None and top_ipp is not None and iop is not None:
             # Legacy multi-frame (e.g. NM/RT dose): one position plus offsets along the normal.
@@ -230,6 +258,7 @@ def frames_from_multiframe(ds: Dataset, path: Path, arr: np.ndarray) -> list[Fra
                 ),
                 trigger_ms=trigger,
                 load=_frame_loader(arr, i),
+                temporal=(float(i),),
             )
         )
     if derived_positions:

@@ -200,6 +200,12 @@ def check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
                     f"{path}: pixel data is truncated ({have} of {expected} bytes for "
                     f"{frames} frame(s) of {rows}x{cols} at {bits} bits)"
                 )
+            if have >= 2 * expected:
+                # padding is a few bytes; a whole image more means Rows/Columns/NumberOfFrames are wrong
+                raise InputError(
+                    f"{path}: pixel data holds {have} bytes, at least twice the {expected} that {frames} frame(s) "
+                    f"of {rows}x{cols} at {bits} bits need (Rows, Columns or NumberOfFrames is wrong)"
+                )
     return rows, cols, frames
 
 
@@ -251,6 +257,27 @@ def float_values(value: Any, n: int) -> np.ndarray | None:
         return None
     if arr.shape != (n,) or not np.all(np.isfinite(arr)):
         return None
+    return arr
+
+
+def stated_values(value: Any, n: int, keyword: str, where: Path | str) -> np.ndarray | None:
+    """A geometry attribute (ImagePositionPatient, ImageOrientationPatient, PixelSpacing) as ``(n,)``
+    float64; None only when absent or empty.
+
+    Raises:
+        InputError: present but not ``n`` finite numbers (garbage, NaN, a wrong count): mrisr refuses rather
+            than treat it as absent and invent a geometry.
+    """
+    if value is None or value == "" or (isinstance(value, Sequence) and not isinstance(value, str | bytes)
+                                        and len(value) == 0):
+        return None
+    arr = float_values(value, n)
+    if arr is None:
+        text = (value.decode("latin-1") if isinstance(value, bytes) else value if isinstance(value, str)
+                else "\\".join(str(v) for v in value))
+        shown = one_line(text, limit=80)
+        raise InputError(f"{where}: {keyword} '{shown}' is not {n} finite numbers; mrisr does not invent "
+                         "a geometry")
     return arr
 
 

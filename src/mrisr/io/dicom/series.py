@@ -4,11 +4,13 @@
   (``ImagePositionPatient . normal``), never by file name or ``InstanceNumber``; the slice spacing is
   the distance between neighbouring positions (not ``SliceThickness``, which is the excited slab and may
   differ from the spacing when there are gaps or overlaps). The affine's column ``k`` is
-  ``normal * spacing``, or the mean step between positions when the stack is sheared. Uneven gaps,
-  mixed sizes, orientations or pixel spacings are refused.
+  ``normal * spacing``, or the mean step between positions when the stack is sheared. Uneven gaps (the
+  error names the first one and its two files), mixed sizes, orientations or pixel spacings are refused.
 * Frames that share a position form a fourth axis (time, or repeated acquisitions such as echoes),
   ordered by ``TemporalPositionIdentifier`` / ``TemporalPositionIndex``, ``TriggerTime``, acquisition
-  time, then ``InstanceNumber``.
+  time, then ``InstanceNumber``. Images at one position that no temporal attribute tells apart
+  (:data:`~mrisr.io.dicom.geometry.TEMPORAL_KEYWORDS`: copied files, or every slice claiming one
+  position) are refused, never read as time points.
 
 How one frame's position and orientation become the affine is in :mod:`mrisr.io.dicom.geometry`.
 :func:`read_dicom_file` reads one (possibly multi-frame) file this way; folders are in
@@ -28,6 +30,7 @@ from mrisr.errors import InputError
 from mrisr.io.dicom.geometry import (
     AXIAL_IOP,
     ORIENTATION_TOLERANCE,
+    TEMPORAL_KEYWORDS,
     Frame,
     frame_affine,
     frame_from_single,
@@ -89,6 +92,38 @@ def _check_consistent(frames: list[Frame], what: str) -> None:
             raise InputError(f"{what} mixes pixel spacings: {_describe_counts([str(s) for s in spacings])}")
 
 
+def _refuse_duplicates(frames: list[Frame], groups: list[list[int]], pos: np.ndarray, what: str) -> None:
+    """Refuse images that share a slice position and that nothing temporal tells apart (copied files,
+    or a series whose every slice claims one position): they are not time points."""
+    for g in groups:
+        keys = [frames[i].temporal for i in g]
+        if len(set(keys)) < len(keys):
+            dup = next(i for i in g if keys.count(frames[i].temporal) > 1)
+            other = next(i for i in g if i != dup and frames[i].temporal == frames[dup].temporal)
+            raise InputError(
+                f"{what}: {len(g)} images share the slice position {pos[g[0]]:.4g} mm along the normal (e.g. "
+                f"{frames[dup].source} and {frames[other].source}) and no {'/'.join(TEMPORAL_KEYWORDS)} tells "
+                "them apart: duplicated files or wrong ImagePositionPatient, not time points"
+            )
+
+
+def _refuse_gap(frames: list[Frame], groups: list[list[int]], group_pos: np.ndarray, median: float, tol: float,
+                what: str) -> None:
+    """Refuse uneven slice spacing, naming the first gap that differs from the median and its two slices."""
+    gaps = np.diff(group_pos)
+    i = int(np.argmax(np.abs(gaps - median) > tol))
+    ratio = gaps[i] / median if median > 0 else 0.0
+    missing = round(ratio) - 1
+    kind = (f"{missing} missing slice{'s' if missing != 1 else ''}?" if missing >= 1 and abs(ratio - round(ratio)) < 0.1
+            else "stacks with different spacing mixed in one series?")
+    raise InputError(
+        f"{what}: slices are not evenly spaced (gaps between neighbouring positions range from {gaps.min():.4g} "
+        f"to {gaps.max():.4g} mm, median {median:.4g} mm): the gap between {frames[groups[i][0]].source} and "
+        f"{frames[groups[i + 1][0]].source} (at {group_pos[i]:.4g} and {group_pos[i + 1]:.4g} mm along the "
+        f"normal) is {gaps[i]:.4g} mm ({kind})"
+    )
+
+
 def assemble_frames(frames: list[Frame], what: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Sort frames into ``(X, Y, Z[, T])`` float32 voxels and a RAS affine.
 
@@ -131,6 +166,7 @@ def assemble_frames(frames: list[Frame], what: str) -> tuple[np.ndarray, np.ndar
             f"{what}: slice positions hold different numbers of images ({min(counts)} to {max(counts)}); "
             "duplicated or missing files, or several acquisitions mixed in one series"
         )
+    _refuse_duplicates(frames, groups, pos, what)
     n_t = counts.pop()
     for g in groups:
         g.sort(key=lambda i: (frames[i].time_key, frames[i].source))
@@ -143,11 +179,7 @@ def assemble_frames(frames: list[Frame], what: str) -> tuple[np.ndarray, np.ndar
         median = float(np.median(gaps))
         tol = max(SAME_POSITION_MM, SPACING_TOLERANCE * median)
         if np.any(np.abs(gaps - median) > tol):
-            raise InputError(
-                f"{what}: slices are not evenly spaced (gaps between neighbouring positions range from "
-                f"{gaps.min():.4g} to {gaps.max():.4g} mm, median {median:.4g} mm): a missing slice, or "
-                "stacks with different spacing mixed in one series"
-            )
+            _refuse_gap(frames, groups, group_pos, median, tol, what)
         step = (ipps[groups[-1][0]] - ipps[groups[0][0]]) / (n_z - 1)
         along = float(step @ normal)
         in_plane = step - along * normal
@@ -165,6 +197,8 @@ def assemble_frames(frames: list[Frame], what: str) -> tuple[np.ndarray, np.ndar
             log.info("%s: single slice without SliceThickness; assuming 1 mm", what)
         k_vec = normal * (thickness or 1.0)
 
+    if len(frames) == 1 and ref.iop is not None and ref.ipp is None:
+        log.warning("%s: no ImagePositionPatient; the image's centre of the first pixel is put at the origin", what)
     affine = frame_affine(iop, pixel_spacing, k_vec, ipps[groups[0][0]])
 
     data = np.empty((cols, rows, n_z, n_t), dtype=np.float32)
