@@ -106,8 +106,8 @@ def test_per_case_table_history_and_provenance(protocol_report, model_file):
     assert "<h4>" + str(model_file) + "</h4>" in prov
     assert "<th>arch</th><td>fast</td>" in prov
     assert "synthetic phantoms (test)" in prov and "12.5" in prov
-    # self-contained: no scripts, no remote assets
-    assert "<script" not in text and "http://" not in text and "https://" not in text
+    # self-contained: inline scripts only (the slice sliders), no remote assets, no URL
+    assert "<script src" not in text and "http://" not in text and "https://" not in text
 
 
 def test_report_figures_exist_with_declared_size(protocol_report):

@@ -5,7 +5,7 @@ Layout (one PNG per case x degradation x scale), columns ``LR | baselines... | m
 * row 1: the slice, every panel in the *same* grey window (the reference volume's 0.5-99.5 percentiles;
   no per-panel scaling, which would hide intensity errors), each method titled with its headline metrics
   (:data:`mrisr.metrics.registry.METRICS`: PSNR/SSIM) on this slice (data range = the reference volume's
-  max - min, as the volume scores);
+  max - min, as the volume scores); the scoring mask (when there is one) outlined in cyan on the HR panel;
 * row 2: ``|method - HR|`` for each method on one common colour scale (0 to the 99.5th percentile of
   all methods' errors on the slice, shown by the colour bar);
 * row 3: a zoomed crop of the most detailed region (largest gradient energy of the reference inside
@@ -313,6 +313,8 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
         ax.set_title(title, fontsize=8)
         label_sides(ax)
         info.panels.append(Panel(kind, name, title, _clim(im), img.shape, scores))
+        if kind == "hr" and mask2 is not None:  # the scoring mask, outlined
+            ax.contour(mask2.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
         if kind == "hr" and box is not None:
             from matplotlib.patches import Rectangle
 
@@ -372,16 +374,20 @@ class CaseEntry:
     output_history: dict[str, list[Any]]
     source: str | None
     figure: FigureInfo | None = None
+    #: HTML of the case's slice sliders (:func:`mrisr.report.slider.case_slider`), empty when not drawn
+    slider: str = ""
 
 
 class ReportCollector:
     """``on_case`` callback for :func:`mrisr.evaluate.protocol.evaluate_protocol` / ``evaluate_pairs``:
     draws the figure of each of the first ``max_cases`` cases into ``figures_dir`` while its volumes are
-    in memory and keeps the facts (shapes, histories, rows) of every case."""
+    in memory (with its slice sliders unless ``sliders=False``) and keeps the facts (shapes, histories, rows)
+    of every case."""
 
     def __init__(self, figures_dir: str | Path, *, max_cases: int = 12, slice_axis: int = 2,
-                 gaussian: bool = False, force: bool = False) -> None:
+                 gaussian: bool = False, force: bool = False, sliders: bool = True) -> None:
         self.figures_dir = Path(figures_dir)
+        self.sliders = sliders
         self.max_cases = max_cases
         self.slice_axis = slice_axis
         self.gaussian = gaussian
@@ -421,4 +427,8 @@ class ReportCollector:
             entry.figure = case_figure(cv, self.figures_dir / name, slice_axis=self.slice_axis,
                                        gaussian=self.gaussian, force=self.force)
             self.written.append(entry.figure.path)
+            if self.sliders:
+                from mrisr.report.slider import case_slider
+
+                entry.slider = case_slider(cv)
         self.entries.append(entry)

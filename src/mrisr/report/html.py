@@ -1,13 +1,16 @@
 """``report.html`` of an evaluation: summary table, per-case figures and tables, histories, provenance.
 
-One self-contained HTML file (inline CSS, no JavaScript, no external assets); the figures are PNG files
-in ``figures/`` next to it, referenced by relative paths, so the folder can be copied or zipped as a
-whole. The metric columns, titles, decimals and best-value direction come from
+One HTML file (inline CSS, an inline slider script, no external assets, no URL); the figures are PNG
+files in ``figures/`` next to it, referenced by relative paths, so the folder can be copied or zipped as a
+whole; the slice sliders' strips are embedded (:mod:`mrisr.report.slider`). Per method the mask regions
+(whole, interior, edge band) sit beside each other, with the count of negative output voxels; a best value
+or a gain resting on one case says n = 1. The metric columns, titles, decimals and best-value direction come from
 :data:`mrisr.metrics.registry.METRICS`, as in ``mrisr evaluate``'s table.
 """
 
 from __future__ import annotations
 
+import json
 import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,24 +21,28 @@ import numpy as np
 
 from mrisr import __version__
 from mrisr.degrade.baselines import baselines_first, is_baseline
-from mrisr.evaluate.results import shown_metrics
+from mrisr.evaluate.cases import EDGE_WIDTH, REGIONS
+from mrisr.evaluate.results import region_of, shown_metrics
 from mrisr.io.atomic import atomic_write_text
 from mrisr.metrics.registry import METRICS
 from mrisr.report.figures import ERROR_PERCENTILE, WINDOW_PERCENTILES, CaseEntry, headline_metrics
-from mrisr.report.page import CSS as _CSS
 from mrisr.report.page import as_json as _json
+from mrisr.report.page import document, png_data_uri
 from mrisr.report.page import esc as _e
 from mrisr.report.page import kv_table as _kv_table
 from mrisr.report.page import num as _num
+from mrisr.report.slider import ERROR_RECORDER, SCRIPT
 
 
 def _groups(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], list[Mapping[str, Any]]]:
+    """Summary entries per (degradation, scale): baselines first, each method's mask regions together."""
     groups: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
     for e in summary:
         groups.setdefault((e["degradation"], e["scale"]), []).append(e)
-    for key, entries in groups.items():  # baselines first
-        by_method = {e["method"]: e for e in entries}
-        groups[key] = [by_method[m] for m in baselines_first(by_method)]
+    for key, entries in groups.items():
+        order = {m: i for i, m in enumerate(baselines_first(dict.fromkeys(e["method"] for e in entries)))}
+        groups[key] = sorted(entries, key=lambda e: (order[e["method"]], REGIONS.index(region_of(e))
+                                                     if region_of(e) in REGIONS else len(REGIONS)))
     return groups
 
 
@@ -65,24 +72,47 @@ def psnr_gains(entries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, s
             if not is_baseline(e["method"]) and e.get("psnr")}
 
 
+N1_NOTE = ("n = 1: one case, so no spread and no confidence interval; a highlighted best value or a gain "
+           "here is that one case's result, not evidence of a trend.")
+
+REGION_NOTE = (f"Regions of the scoring mask: <b>whole</b> = the mask; <b>interior</b> = the mask eroded by "
+               f"{EDGE_WIDTH} voxels; <b>edge</b> = the {EDGE_WIDTH}-voxel band between (the object against its "
+               "background, where a sharp edge is worth many dB). A gain that lives only in the edge band is "
+               "not a gain on the anatomy inside.")
+
+
 def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
-    """One table per (degradation, scale): methods x metrics (mean ± std, 95% CI, n), best highlighted."""
+    """One table per (degradation, scale): methods (x mask regions) x metrics (mean ± std, 95% CI, n), the best
+    value per column and region highlighted, the negative output voxels, and each model's PSNR gain over the
+    best baseline per region; values resting on n = 1 say so."""
     parts = []
     metrics = shown_metrics(summary)
+    with_regions = any(region_of(e) != "whole" for e in summary)
+    with_negative = any(e.get("negative_voxels") is not None for e in summary)
     for (deg, scale), entries in _groups(summary).items():
-        best = best_values(entries) if len(entries) > 1 else {}
-        gains = psnr_gains(entries)
-        head = ["method", "n", *(METRICS[m].title for m in metrics)]
-        if gains:
+        by_region: dict[str, list[Mapping[str, Any]]] = {}
+        for e in entries:
+            by_region.setdefault(region_of(e), []).append(e)
+        best = {r: best_values(es) if len(es) > 1 else {} for r, es in by_region.items()}
+        gains = {r: psnr_gains(es) for r, es in by_region.items()}
+        any_gain = any(gains.values())
+        head = ["method", *(["region"] if with_regions else []), "n", *(METRICS[m].title for m in metrics)]
+        if with_negative:
+            head.append("negative output voxels")
+        if any_gain:
             head.append("PSNR gain over best baseline (dB)")
         out = [f'<h3>{_e(_group_title(deg, scale))}</h3>',
                f'<table class="summary" data-group="{_e(_group_title(deg, scale))}">',
                "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
         for e in entries:
+            region, n1 = region_of(e), e["n"] == 1
+            flag = " <span class='n1'>(n = 1)</span>" if n1 else ""
             kind = "baseline" if is_baseline(e["method"]) else "model" if deg else "test"
             label = f" <span class='muted'>({kind})</span>" if deg else ""  # pair mode: no baseline/model kind
-            cells = [f"<td>{_e(e['method'])}{label}</td>",
-                     f"<td class='num'>{_e(e['n'])}</td>"]
+            cells = [f"<td>{_e(e['method'])}{label}</td>"]
+            if with_regions:
+                cells.append(f"<td>{_e(region)}</td>")
+            cells.append(f"<td class='num'>{_e(e['n'])}</td>")
             for m in metrics:
                 s, digits = e.get(m), METRICS[m].digits
                 if not s:
@@ -94,19 +124,28 @@ def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
                 if s.get("ci95"):
                     lo, hi = s["ci95"]
                     text += f"<br><span class='ci'>95% CI [{_num(lo, digits)}, {_num(hi, digits)}]</span>"
-                is_best = m in best and s["mean"] is not None and float(s["mean"]) == best[m]
-                cells.append(f"<td class='num{' best' if is_best else ''}' data-metric='{m}'>{text}</td>")
-            if gains:
-                if e["method"] in gains:
-                    g, name = gains[e["method"]]
+                is_best = m in best[region] and s["mean"] is not None and float(s["mean"]) == best[region][m]
+                cells.append(f"<td class='num{' best' if is_best else ''}' data-metric='{m}'>{text}"
+                             f"{flag if is_best else ''}</td>")
+            if with_negative:
+                neg = e.get("negative_voxels")
+                cells.append(f"<td class='num' data-negative='{_e(neg)}'>{'-' if neg is None else _e(neg)}</td>")
+            if any_gain:
+                if e["method"] in gains[region]:
+                    g, name = gains[region][e["method"]]
                     cls = "gain-pos" if g > 0 else "gain-neg"
                     cells.append(f"<td class='num'><span class='{cls}'>{g:+.2f}</span> "
-                                 f"<span class='muted'>vs {_e(name)}</span></td>")
+                                 f"<span class='muted'>vs {_e(name)}</span>{flag}</td>")
                 else:
                     cells.append("<td class='num muted'>-</td>")
-            out.append(f"<tr class='{kind}' data-method='{_e(e['method'])}'>" + "".join(cells) + "</tr>")
+            attr = "" if region == "whole" else f" data-region='{_e(region)}'"
+            out.append(f"<tr class='{kind}'{attr} data-method='{_e(e['method'])}'>" + "".join(cells) + "</tr>")
         out.append("</table>")
+        if any(e["n"] == 1 for e in entries):
+            out.append(f"<p class='note n1-note'>{_e(N1_NOTE)}</p>")
         parts.append("\n".join(out))
+    if with_regions:
+        parts.insert(0, f"<p>{REGION_NOTE}</p>")
     return "\n".join(parts)
 
 
@@ -114,7 +153,9 @@ def case_rows_table(rows: Sequence[Mapping[str, Any]], with_case: bool = True,
                     slice_scores: Mapping[str, Mapping[str, float | None]] | None = None) -> str:
     """Per-case metrics table (case, degradation/scale, method, every metric); ``slice_scores`` (method ->
     headline metric -> value on the figure's slice) adds a column per headline metric."""
-    head = (["case", "degradation", "scale"] if with_case else []) + ["method", *(s.title for s in METRICS.values())]
+    with_regions = any(region_of(r) != "whole" for r in rows)
+    head = ((["case", "degradation", "scale"] if with_case else []) + ["method"] + (["region"] if with_regions else [])
+            + [s.title for s in METRICS.values()] + ["negative output voxels"])
     if slice_scores:
         head += [f"{s.label} on the shown slice" for s in headline_metrics()]
     out = ["<table class='cases'>", "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
@@ -123,13 +164,20 @@ def case_rows_table(rows: Sequence[Mapping[str, Any]], with_case: bool = True,
         if with_case:
             cells += [f"<td>{_e(r['case'])}</td>", f"<td>{_e(r['degradation'] or '-')}</td>",
                       f"<td>{_e(('x' + str(r['scale'])) if r['scale'] not in ('', None) else '-')}</td>"]
-        cells.append(f"<td>{_e(r['method'])}</td>")
+        note = f" <span class='muted'>({_e(r['note'])})</span>" if r.get("note") else ""
+        cells.append(f"<td>{_e(r['method'])}{note}</td>")
+        if with_regions:
+            cells.append(f"<td>{_e(region_of(r))}</td>")
         for m, spec in METRICS.items():
             cells.append(f"<td class='num' data-metric='{m}'>{_num(r.get(m), spec.digits)}</td>")
+        neg = r.get("negative_voxels")
+        cells.append(f"<td class='num'>{'-' if neg in (None, '') else _e(neg)}</td>")
         if slice_scores:
-            on_slice = slice_scores.get(r["method"], {})
+            on_slice = slice_scores.get(r["method"], {}) if region_of(r) == "whole" else {}
             cells += [f"<td class='num'>{_num(on_slice.get(s.name), s.digits)}</td>" for s in headline_metrics()]
-        out.append(f"<tr data-case='{_e(r['case'])}' data-method='{_e(r['method'])}'>" + "".join(cells) + "</tr>")
+        region = "" if region_of(r) == "whole" else f" data-region='{_e(region_of(r))}'"
+        out.append(f"<tr data-case='{_e(r['case'])}'{region} data-method='{_e(r['method'])}'>" + "".join(cells)
+                   + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -183,7 +231,7 @@ def _case_section(entry: CaseEntry, figures_rel: str) -> str:
              + _e(tuple(round(s, 4) for s in entry.spacing)) + " mm"
              + (f", LR input shape {_e(entry.lr_shape)}" if entry.lr_shape else "") + "</p>",
              "<p><b>Degradation history</b> (parameters as drawn, with the seed):</p>" + _case_history(entry),
-             "</section>"]
+             entry.slider, "</section>"]
     return "\n".join(parts)
 
 
@@ -225,8 +273,9 @@ def provenance(command_line: str, settings: Mapping[str, Any]) -> dict[str, Any]
 
 def render_report(summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
                   entries: Sequence[CaseEntry], prov: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]],
-                  *, max_cases: int, n_cases: int, figures_rel: str = "figures", title: str = "mrisr evaluation") -> str:
-    """The whole HTML document as a string."""
+                  *, max_cases: int, n_cases: int, figures_rel: str = "figures", title: str = "mrisr evaluation",
+                  skipped: Sequence[Sequence[str]] = ()) -> str:
+    """The whole HTML document as a string; ``skipped``: ``(path, why)`` of the inputs left out."""
     drawn = [e for e in entries if e.figure is not None]
     n_methods = len({r["method"] for r in rows})
     intro = (f"{n_cases} case(s), {n_methods} method(s), {len(rows)} scored volume(s). "
@@ -240,7 +289,7 @@ def render_report(summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
     body = [
         f"<h1>{_e(title)}</h1>",
         f"<p class='muted'>mrisr {_e(__version__)} - {_e(prov.get('date (UTC)', ''))} UTC</p>",
-        "<h2>Summary</h2>", f"<p>{_e(intro)}</p>", summary_tables(summary),
+        "<h2>Summary</h2>", f"<p>{_e(intro)}</p>", summary_tables(summary), skipped_list(skipped),
         "<h2>Cases</h2>", cap_note,
         *(_case_section(e, figures_rel) for e in drawn),
         "<h2>All cases</h2>", case_rows_table(rows),
@@ -262,14 +311,60 @@ def render_report(summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
         body.append("<h3>Models</h3>")
         for name, md in models.items():
             body += [f"<h4>{_e(name)}</h4>", _kv_table(md)]
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{_e(title)}</title>\n"
-            f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+    return page_with_sliders(title, "\n".join(body))
+
+
+def page_with_sliders(title: str, body: str) -> str:
+    """The document of a report: its scripts are the inline slider script and an error recorder whose
+    ``#js-errors`` element stays empty on a page that runs cleanly."""
+    return document(title, body + "\n<pre id='js-errors' class='muted'></pre>", head_script=ERROR_RECORDER,
+                    script=SCRIPT)
+
+
+def skipped_list(skipped: Sequence[Sequence[str]]) -> str:
+    """``<h3>Skipped inputs</h3>`` and a table of ``(path, why)``; empty when nothing was skipped."""
+    if not skipped:
+        return ""
+    return ("<h3>Skipped inputs</h3><p class='note'>These inputs were not scored.</p>"
+            "<table class='skipped'><tr><th>path</th><th>why</th></tr>"
+            + "".join(f"<tr><td>{_e(p)}</td><td>{_e(why)}</td></tr>" for p, why in skipped) + "</table>")
 
 
 def write_report(out_dir: str | Path, summary: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
                  entries: Sequence[CaseEntry], prov: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]],
-                 *, max_cases: int, n_cases: int, force: bool = False) -> Path:
+                 *, max_cases: int, n_cases: int, force: bool = False, skipped: Sequence[Sequence[str]] = ()) -> Path:
     """Write ``out_dir/report.html`` atomically (refusing to overwrite without ``force``)."""
-    text = render_report(summary, rows, entries, prov, models, max_cases=max_cases, n_cases=n_cases)
+    text = render_report(summary, rows, entries, prov, models, max_cases=max_cases, n_cases=n_cases, skipped=skipped)
     return atomic_write_text(Path(out_dir) / "report.html", text, force=force)
+
+
+def is_evaluation_folder(folder: str | Path) -> bool:
+    """True for a folder ``mrisr evaluate --out`` wrote (``summary.json`` with results and ``per_case.csv``)."""
+    return (Path(folder) / "summary.json").is_file() and (Path(folder) / "per_case.csv").is_file()
+
+
+def render_folder_report(folder: str | Path) -> str:
+    """The report of an evaluation folder from its files alone (``mrisr report DIR``): the summary tables from
+    ``summary.json``, every row of ``per_case.csv``, the comparison figures of ``figures/`` embedded as PNG data
+    URIs (one strip per drawn case, so the page stands alone) and the recorded settings."""
+    import csv
+
+    folder = Path(folder)
+    data = json.loads((folder / "summary.json").read_text())
+    with open(folder / "per_case.csv", newline="") as fh:
+        rows = [{k: (None if v == "" else v) for k, v in r.items()} for r in csv.DictReader(fh)]
+    settings = dict(data.get("settings") or {})
+    skipped = settings.pop("skipped", None) or []
+    figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
+    strips = "".join(
+        f"<figure class='strip' data-figure='{_e(f.name)}'><img src='{png_data_uri(f.read_bytes())}' "
+        f"alt='{_e(f.stem)}'><figcaption>{_e(f.stem)}</figcaption></figure>" for f in figures)
+    cases = len({r["case"] for r in rows})
+    body = [f"<h1>mrisr evaluation: {_e(folder.name)}</h1>",
+            f"<p class='muted'>Rendered by mrisr {_e(__version__)} from {_e(folder / 'summary.json')} and "
+            f"{_e(folder / 'per_case.csv')}: {cases} case(s), {len(rows)} scored volume(s).</p>",
+            "<h2>Summary</h2>", summary_tables(data.get("results") or []), skipped_list(skipped),
+            "<h2>Cases</h2>", strips or "<p class='muted'>no figures in this folder</p>",
+            "<h2>All cases</h2>", case_rows_table(rows),
+            "<h2>Settings</h2>", _kv_table(settings)]
+    return page_with_sliders(f"mrisr evaluation: {folder.name}", "\n".join(body))
