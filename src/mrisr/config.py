@@ -4,8 +4,10 @@ Both config kinds go through this module: training configs (``configs/*.yaml``,
 :mod:`mrisr.train.config`) and data configs (``configs/data/*.yaml``, :mod:`mrisr.data.config`), and
 so do the options of ``mrisr prepare`` (:class:`mrisr.data.prepare.PrepareOptions`).
 
-- :func:`read_yaml` reads a file with ``yaml.safe_load`` (no Python tags, no code), and requires a
-  mapping at the top level.
+- :func:`read_yaml` reads a file with :func:`load_yaml` (safe loading: no Python tags, no code; bounded:
+  an alias bomb or a recursive alias is refused before it expands), and requires a mapping at the top level.
+  Every YAML mrisr parses (``--set`` values, degradation specs, run snapshots) goes through
+  :func:`load_yaml`.
 - :func:`apply_overrides` sets ``key.sub=value`` entries in a copy of the raw mapping (``--set`` of
   ``mrisr train`` and of ``mrisr prepare``): dots address mappings, integers address list items
   (``phases.1.steps=500``); missing mappings are created. The value is parsed as YAML (``null``,
@@ -46,15 +48,83 @@ class _SetValue(str):
 
 
 # ----------------------------------------------------------------------------------------------- reading
+#: Largest YAML text mrisr parses (configs and degradation specs are a few kB).
+MAX_YAML_BYTES = 2**20
+#: Most nodes a YAML document may hold once its aliases are expanded (a config has a few hundred): anchors
+#: and aliases (``losses: *gan_losses``) are fine, an alias bomb ("billion laughs") is refused before it
+#: is expanded.
+MAX_YAML_NODES = 100_000
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Safe-load one YAML document (no Python tags, no code), refusing what would not end or not fit.
+
+    Args:
+        text: the YAML text.
+        source: what it is, for messages (``"config configs/x.yaml"``, ``"--set a.b"``).
+
+    Raises:
+        ConfigError: ``"<source> is not valid YAML: ..."``; larger than :data:`MAX_YAML_BYTES`, aliases
+            expanding to more than :data:`MAX_YAML_NODES` nodes, a recursive alias, or nesting too deep.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{source}: {len(text)} characters of YAML, more than the limit of {MAX_YAML_BYTES}")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Count the nodes of ``root`` with every alias expanded, without expanding (each distinct node once)."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            open_nodes.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_YAML_NODES:
+                raise ConfigError(f"{source}: YAML aliases expand to more than {MAX_YAML_NODES} values "
+                                  "(an alias bomb?)")
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_nodes:
+            raise ConfigError(f"{source}: a YAML alias refers to its own enclosing value (a recursive structure)")
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in size)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML file (``{}`` for an empty file); safe loading only (no Python objects)."""
+    """The mapping in a YAML file (``{}`` for an empty file); :func:`load_yaml` (safe, bounded) only."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {p} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {p} is not valid YAML: not UTF-8 text ({exc.reason})") from None
+    raw = load_yaml(text, f"config {p}")
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -163,10 +233,7 @@ def _from_command_line(tp: Any, value: Any, name: str) -> Any:
         return value
     if _wants_text(tp, value):
         return str(value)
-    try:
-        return yaml.safe_load(str(value)) if str(value).strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: cannot parse {str(value)!r}: {exc}") from exc
+    return load_yaml(str(value), f"{name}: {str(value)!r}") if str(value).strip() else ""
 
 
 def _convert(tp: Any, value: Any, key: str, what: str = "key") -> Any:

@@ -197,17 +197,19 @@ def build_degradation(spec: str | Mapping[str, Any] | Sequence[Any], scale: int 
     obj: Any = spec
     if isinstance(spec, str):
         text = spec.strip()
+        source = "degradation spec"
         if text.lower().endswith((".yaml", ".yml")) and "\n" not in text:
             if not Path(text).is_file():
                 raise ConfigError(f"degradation file {text} not found")
-            text = Path(text).read_text()
-        if "\n" in text or text.startswith(("{", "[", "-")):
-            import yaml
-
+            source = f"degradation file {text}"
             try:
-                obj = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"degradation YAML: {exc}") from None
+                text = Path(text).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{source}: cannot read it as text ({exc})") from None
+        if "\n" in text or text.startswith(("{", "[", "-")):
+            from mrisr.config import load_yaml
+
+            obj = load_yaml(text, source)
         else:
             obj = text
     steps = tuple(_make_step(name, params, scale, default_scale) for name, params in _parse_obj(obj))

@@ -20,7 +20,7 @@ from mrisr.io.volume import Volume
 
 log = logging.getLogger(__name__)
 
-#: PIL's safety limit, applied before decoding a huge image.
+#: Most pixels per page mrisr decodes (also PIL's own limit, which it enforces only at twice the value).
 _MAX_PIXELS = 2**28
 
 
@@ -58,6 +58,10 @@ def read_image2d(path: str | Path) -> Volume:
         with Image.open(path) as im:
             n_pages = int(getattr(im, "n_frames", 1))
             check_voxel_count((im.width, im.height, n_pages), path)
+            if im.width * im.height > _MAX_PIXELS:
+                # PIL only warns below twice its limit and would decode it; refuse before decoding
+                raise InputError(f"{path}: image claims {im.width} x {im.height} pixels, more than {_MAX_PIXELS} "
+                                 "(a decompression bomb?)")
             arr_is_png = im.format == "PNG"
             for page in range(n_pages if im.format == "TIFF" else 1):
                 im.seek(page)

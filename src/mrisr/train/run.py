@@ -155,19 +155,17 @@ def load_run_config(run_dir: Path, overrides: list[str], config: str | None = No
     ``config``: the YAML the user also named, if any; it must equal the snapshot (a run continues with
     its own config; changes go through ``--set``), else a ConfigError names the first differing key.
     """
-    import yaml
-
+    from mrisr.config import load_yaml
     from mrisr.train.config import config_to_dict, load_config
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} (not a run folder)")
+    raw = load_yaml(path.read_text(), f"--resume {run_dir}: {CONFIG_FILE}")
     try:
-        cfg = config_from_dict(yaml.safe_load(path.read_text()) or {}, overrides)
+        cfg = config_from_dict(raw or {}, overrides)
     except ConfigError as exc:
         raise ConfigError(f"--resume {run_dir}: {CONFIG_FILE}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--resume {run_dir}: {CONFIG_FILE} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if config is not None:
         diff = first_difference(config_to_dict(load_config(config, overrides)), config_to_dict(cfg))
         if diff is not None:
