@@ -26,7 +26,7 @@ from mrisr.errors import MrisrError
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "info", "convert", "degrade", "upscale", "evaluate", "models", "train", "prepare", "make_example_data",
+    "demo", "info", "convert", "degrade", "upscale", "evaluate", "models", "train", "prepare", "make_example_data",
 )
 
 
@@ -83,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last line of defence: one line, not a traceback wall
         if debug:
             raise
+        from mrisr.io.memory import is_out_of_memory
+
+        if is_out_of_memory(exc):  # torch's allocator raises RuntimeError, not MemoryError
+            print(f"mrisr: error: out of memory: {_one_line(exc, limit=200)} (try a smaller input, scale or "
+                  "batch size)", file=sys.stderr)
+            return 1
         print(f"mrisr: error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from mrisr.degrade.step import parse_axes, resolve_axes
     from mrisr.io import read_volume, write_volume
     from mrisr.io.atomic import check_output
+    from mrisr.io.memory import check_memory, volume_job_bytes
 
     if args.method is None and args.model is None:
         if args.scale is None:
@@ -54,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
         if args.axis is not None:
             raise ConfigError("--axis applies to --model (a 2D network's slice axis); use --axes with --method")
         axes = resolve_axes(parse_axes(args.axes, "--axes"), nd)
-        out = upscale_volume(vol, axis_factors(nd, axes, args.scale), args.method)
+        factors = axis_factors(nd, axes, args.scale)
+        out_shape = tuple(round(n * f) for n, f in zip(vol.spatial_shape, factors, strict=True)) + vol.shape[nd:]
+        check_memory(volume_job_bytes(out_shape, vol.shape), f"{args.method} upscaling {vol.shape} to {out_shape}")
+        out = upscale_volume(vol, factors, args.method)
         how = f"{args.method} x{args.scale} on axes {','.join(map(str, axes))}"
     else:
         if args.axes:

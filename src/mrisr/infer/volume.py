@@ -33,6 +33,7 @@ from torch import nn
 from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intensity_map
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.limits import check_voxel_count
+from mrisr.io.memory import check_memory
 from mrisr.io.volume import Volume
 from mrisr.models.intended import intended_use, use_warnings
 from mrisr.models.modelfile import legacy_geometry, load_model_file, resolve_model_path
@@ -250,6 +251,30 @@ def scan_factors(module: nn.Module, nd: int, axis: int) -> list[int]:
     return factors
 
 
+#: Feature maps alive at once in a forward pass, counted in the network's widest layer.
+LIVE_FEATURE_MAPS = 4
+
+
+def inference_memory_bytes(module: nn.Module, spatial_shape: tuple[int, ...], in_shape: tuple[int, ...],
+                           out_shape: tuple[int, ...], axis: int, batch_size: int, patch_size: int) -> int:
+    """Estimated peak bytes of :func:`upscale_with_model`: the whole-volume arrays
+    (:func:`mrisr.io.memory.volume_job_bytes`) plus one batch's feature maps: ``batch_size`` slices (2D; the
+    coarse in-plane grid) or patches (3D; the fine grid for networks that upsample first) times the widest
+    layer's channels times :data:`LIVE_FEATURE_MAPS`, float32."""
+    from mrisr.io.memory import volume_job_bytes
+
+    width = max((int(getattr(m, "out_channels", 0)) for m in module.modules()), default=0) or 64
+    if getattr(module, "spatial_dims", 2) == 2:
+        plane = [n for d, n in enumerate(spatial_shape) if d != axis] if len(spatial_shape) == 3 else spatial_shape
+        per_sample = math.prod(plane)
+    else:
+        per_sample = math.prod(min(patch_size, n) for n in spatial_shape)
+        if getattr(module, "upsampling", None) == "pre":
+            per_sample *= math.prod(int(f) for f in getattr(module, "factors"))  # noqa: B009
+    batch = 4 * batch_size * per_sample * width * LIVE_FEATURE_MAPS
+    return volume_job_bytes(out_shape, in_shape) + batch
+
+
 def upscale_with_model(
     volume: Volume,
     model: ModelRef,
@@ -310,6 +335,8 @@ def upscale_with_model(
         log.warning("mrisr: warning: %s", line)
     out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
     check_voxel_count(out_shape, "the upscaled output")
+    check_memory(inference_memory_bytes(module, volume.spatial_shape, volume.shape, out_shape, axis, batch_size,
+                                        patch_size), f"upscaling {volume.shape} to {out_shape}")
     bar = None
     if module.spatial_dims == 2:
         stacks = list(_slice_stacks(data, axis))
