@@ -53,7 +53,10 @@ def test_no_patient_in_two_splits(name: str, request: pytest.FixtureRequest) -> 
     assert Counter(next(iter(s)) for s in splits_of.values()) == {"train": 2, "val": 1, "test": 1}
 
 
-def test_pediatric_patients_are_dicom_patient_ids(pediatric: Path) -> None:
+def test_pediatric_patients_are_dicom_patient_ids(example_root: Path, tmp_path: Path) -> None:
+    # only with show_phi: by default they are pseudonyms (tests/safety/test_privacy.py)
+    pediatric = tmp_path / "ped"
+    prepare_dataset(example_root / "pediatric", pediatric, show_phi=True)
     assert {v.record.patient for v in load_manifest(pediatric).volumes} == {"PED001", "PED002", "PED003", "PED004"}
 
 

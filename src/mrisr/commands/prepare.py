@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dtype", choices=("float32", "float16"), help="stored array type (default float32)")
     p.add_argument("--force", action="store_true", help="redo OUT if it was prepared with other options")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--show-phi", action="store_true",
+                   help="keep DICOM PatientIDs in manifest, CSV files and summary (default: pseudonyms "
+                        "pseudo-001, ...; the grouping and splits are the same)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -89,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
     from mrisr.data.prepare import format_summary, prepare_dataset
 
     summary = prepare_dataset(args.source, args.out, options_from_args(args), force=args.force,
-                              progress=not args.no_progress and sys.stderr.isatty())
+                              progress=not args.no_progress and sys.stderr.isatty(), show_phi=args.show_phi)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

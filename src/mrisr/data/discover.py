@@ -73,8 +73,37 @@ class Skipped:
 
 @dataclass
 class Discovery:
+    """Scans found, inputs skipped, and which patient keys are DICOM PatientIDs (identifying data: see
+    :func:`pseudonymise_patients`)."""
+
     scans: list[ScanRef] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    patient_ids: set[str] = field(default_factory=set)
+
+
+#: Prefix of the pseudonyms that replace DICOM PatientIDs in prepared data (``pseudo-001``, ...).
+PSEUDONYM_PREFIX = "pseudo-"
+
+
+def pseudonymise_patients(found: Discovery) -> Discovery:
+    """``found`` with every patient key that is a DICOM PatientID replaced by a pseudonym.
+
+    The pseudonyms are ``pseudo-001``, ``pseudo-002``, ... in the sorted order of the PatientIDs, so the
+    grouping (one pseudonym per patient) and the splits (patients are sorted before they are dealt) stay
+    what they were with the real IDs; nothing maps them back (that table is never written). Keys that are
+    not PatientIDs (folder names, regex matches) are left alone; a pseudonym never equals one of them.
+    """
+    ids = sorted(found.patient_ids)
+    others = {s.patient for s in found.scans} - found.patient_ids
+    width = max(3, len(str(len(ids))))
+    names: dict[str, str] = {}
+    for i, pid in enumerate(ids, start=1):
+        name = f"{PSEUDONYM_PREFIX}{i:0{width}d}"
+        while name in others:
+            name += "x"
+        names[pid] = name
+    scans = [replace(s, patient=names.get(s.patient, s.patient)) for s in found.scans]
+    return Discovery(scans, list(found.skipped), set())
 
 
 def is_nifti(name: str) -> bool:
@@ -257,6 +286,8 @@ def _dicom_folder(
         if patient is None:
             found.skipped.append(Skipped(label, "no patient (PatientID missing or path does not match patient_regex)"))
             continue
+        if patient == pid:
+            found.patient_ids.add(patient)
         short = hashlib.sha1(str(uid).encode()).hexdigest()[:6]
         base = _slug(rel_dir.replace("/", "__")) if rel_dir != "." else "dicom"
         found.scans.append(

@@ -38,7 +38,7 @@ import numpy as np
 
 from mrisr import __version__
 from mrisr.config import PARSE, from_mapping
-from mrisr.data.discover import GROUP_BY, ScanRef, Skipped, discover, fingerprint
+from mrisr.data.discover import GROUP_BY, ScanRef, Skipped, discover, fingerprint, pseudonymise_patients
 from mrisr.data.manifest import Manifest, ManifestVolume, VolumeRecord
 from mrisr.data.normalise import apply_normalisation, fit_normalisation, percentile_normalisation
 from mrisr.data.roi import crop_bbox, expand_bbox, union_bbox
@@ -455,6 +455,7 @@ def prepare_dataset(
     *,
     force: bool = False,
     progress: bool = False,
+    show_phi: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Prepare every scan under ``source`` into ``out`` (see the module docstring); return the summary.
@@ -463,6 +464,8 @@ def prepare_dataset(
         options: a :class:`PrepareOptions` or a mapping of its fields; ``overrides`` (same names) win.
         force: prepare ``out`` anew when it holds data prepared with other array options.
         progress: show a tqdm progress bar on stderr.
+        show_phi: keep DICOM PatientIDs as patient keys in the manifest, records, CSV files and summary
+            (default: pseudonyms, :func:`~mrisr.data.discover.pseudonymise_patients`).
 
     Returns:
         The summary dict also saved as ``out/summary.json`` (counts per split, sizes, skipped inputs).
@@ -476,6 +479,8 @@ def prepare_dataset(
     else:
         opts = PrepareOptions.from_mapping(options, **overrides)
     found = discover(src, opts.mask_pattern, opts.group_by, opts.patient_regex, opts.include, opts.exclude)
+    if not show_phi:
+        found = pseudonymise_patients(found)
     _check_out(dst, opts, force)
 
     from tqdm import tqdm
