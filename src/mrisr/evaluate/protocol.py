@@ -184,8 +184,10 @@ def _upscaler(method: str, device: str) -> Callable[[Volume, Sequence[int], int]
         return lambda vol, factors, scale: upscale_volume(vol, factors, method)
     try:
         from mrisr.infer import upscale_with_model
+        from mrisr.models.modelfile import load_model_file
     except ImportError as exc:
         raise MrisrError(f"{method!r} is not a baseline and model inference is unavailable ({exc})") from None
+    load_model_file(method)  # refuse a pickle, a broken or missing file now, before any case is scored
     return lambda vol, factors, scale: upscale_with_model(vol, method, scale=scale, device=device)
 
 
