@@ -82,7 +82,9 @@ def test_pairs_mode_matches_by_name(tmp_path, hr_folder, capsys):
     printed = capsys.readouterr().out
     assert "| - | - | test | 3 |" in printed
     rows = list(csv.DictReader((out / "per_case.csv").open()))
-    assert [r["mask"] for r in rows] == ["auto"] * 3
+    # with a mask each case is also scored in the mask's edge band (and interior, where the mask has one)
+    assert [r["mask"] for r in rows if r["region"] == "whole"] == ["auto"] * 3
+    assert [r["region"] for r in rows if r["case"] == "case0"] == ["whole", "edge"]  # 10 slices: no interior
     assert all(0 < float(r["ssim"]) < 1 and float(r["psnr"]) > 10 for r in rows)
 
 

@@ -136,7 +136,7 @@ def _png(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=4)
     return buf.getvalue()
 
 
@@ -186,15 +186,21 @@ def case_slider(cv: CaseVolumes, *, max_slices: int = MAX_SLICES, max_side: int 
         spacing = ref_vol.spacing if nsp == 3 else (*ref_vol.spacing[:2], 1.0)
         h0, w0 = _oriented(np.take(ref3, 0, axis=view.axis), in_plane, o).shape
         mm_h, mm_w = h0 * spacing[o.row_axis], w0 * spacing[o.col_axis]
-        scale = max_side / max(mm_h, mm_w)
+        # at most max_side px per panel side, never more than one pixel per voxel along the finer axis
+        scale = min(max_side / max(mm_h, mm_w), 1.0 / min(spacing[o.row_axis], spacing[o.col_axis]))
         ph, pw = max(1, round(mm_h * scale)), max(1, round(mm_w * scale))
         cut = _Cut(view.axis, (in_plane[0], in_plane[1]), o, _resize_index(h0, ph), _resize_index(w0, pw))
         x0s = [i * (pw + GAP) for i in range(len(panels))]
         width = x0s[-1] + pw
         height = 2 * (LABEL_H + ph) + GAP
+        # the names are the same on every strip of the view: drawn once
+        blank = np.full((height, width, 3), 255, dtype=np.uint8)
+        blank = _label(blank, [n for _, n, _ in panels], x0s, 0)
+        blank = _label(blank, [f"|{n} - HR|" if k == "method" else "" for k, n, _ in panels], x0s,
+                       LABEL_H + ph + GAP)
         strips = []
         for index in view.slices:
-            canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+            canvas = blank.copy()
             for (kind, name, vol), x in zip(panels, x0s, strict=True):
                 rgb = _grey(cut(vol, index), lo, hi)
                 if kind == "hr" and mask3 is not None:
@@ -205,9 +211,6 @@ def case_slider(cv: CaseVolumes, *, max_slices: int = MAX_SLICES, max_side: int 
                     err = np.clip(cut(errors[source], index) / emax, 0.0, 1.0)
                     y = 2 * LABEL_H + ph + GAP
                     canvas[y:y + ph, x:x + pw] = (cmap(err)[..., :3] * 255 + 0.5).astype(np.uint8)
-            canvas = _label(canvas, [n for _, n, _ in panels], x0s, 0)
-            canvas = _label(canvas, [f"|{n} - HR|" if k == "method" else "" for k, n, _ in panels], x0s,
-                            LABEL_H + ph + GAP)
             strips.append(png_data_uri(_png(canvas)))
         mid = len(view.slices) // 2
         title = (f"{view.plane} view, slices along array axis {view.axis}" if nsp == 3
