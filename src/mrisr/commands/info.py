@@ -16,11 +16,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="NIfTI, DICOM file/folder, PNG, TIFF or NPY")
     p.add_argument("--series", help="SeriesInstanceUID to pick when a folder holds several series")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--show-phi", action="store_true",
+                   help="also show the patient's name, ID and birth date of a DICOM scan (hidden by default)")
     p.set_defaults(func=run)
 
 
-def describe(path: str, series: str | None = None) -> dict[str, Any]:
-    """Summary of a scan as a JSON-friendly dict (keys in display order; absent facts are None)."""
+#: DICOM attributes identifying the patient that ``--show-phi`` adds: summary key -> keyword.
+PHI_ATTRIBUTES = {"patient_name": "PatientName", "patient_id": "PatientID", "patient_birth_date": "PatientBirthDate"}
+
+
+def describe(path: str, series: str | None = None, show_phi: bool = False) -> dict[str, Any]:
+    """Summary of a scan as a JSON-friendly dict (keys in display order; absent facts are None).
+
+    Patient name, ID and birth date (DICOM) are included only with ``show_phi``."""
     import numpy as np
 
     from mrisr.io import read_volume
@@ -47,6 +55,9 @@ def describe(path: str, series: str | None = None) -> dict[str, Any]:
         "dicom_files": meta.get("n_files"),
         "affine": np.round(vol.affine, 6).tolist(),
     }
+    headers = meta.get("dicom_headers") or []
+    if show_phi and headers:
+        info.update({key: str(headers[0].get(kw, "")) or None for key, kw in PHI_ATTRIBUTES.items()})
     return info
 
 
@@ -70,6 +81,6 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = describe(args.path, series=args.series)
+    info = describe(args.path, series=args.series, show_phi=args.show_phi)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
