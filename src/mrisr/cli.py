@@ -26,7 +26,8 @@ from mrisr.errors import MrisrError
 
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "demo", "info", "convert", "degrade", "upscale", "evaluate", "models", "train", "prepare", "make_example_data",
+    "demo", "info", "convert", "degrade", "upscale", "evaluate", "report", "compare", "models", "train", "prepare",
+    "make_example_data",
 )
 
 
