@@ -39,5 +39,22 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     else:
         raise ConfigError("give a CONFIG.yaml (or --resume RUN_DIR)")
-    train(cfg, out=args.out, resume=args.resume, config_path=args.config)
+    run_dir = train(cfg, out=args.out, resume=args.resume, config_path=args.config)
+    write_run_report(run_dir)
     return 0
+
+
+def write_run_report(run_dir: Path) -> None:
+    """``RUN_DIR/report.html`` of a finished run (rank 0; not redrawn when newer than ``summary.json``), and its
+    path printed. Written here, not by the loop: :mod:`mrisr.report` sits above :mod:`mrisr.train`."""
+    import os
+
+    summary, html = run_dir / "summary.json", run_dir / "report.html"
+    if os.environ.get("RANK", "0") != "0" or not summary.is_file():
+        return
+    if not (html.is_file() and html.stat().st_mtime >= summary.stat().st_mtime):
+        from mrisr.io.atomic import atomic_write_text
+        from mrisr.report.runs import read_run, render_run_report
+
+        atomic_write_text(html, render_run_report(read_run(run_dir)), force=True)
+    print(f"report: {html.resolve()}")
