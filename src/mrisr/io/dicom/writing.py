@@ -382,7 +382,8 @@ def geometry_mismatch(volume: Volume, reference: Volume) -> str | None:
     cosines = np.abs((axes / norms).T @ (ref_axes / ref_norms)).max(axis=1)
     if np.any(cosines < np.cos(np.radians(LIKE_ANGLE_TOLERANCE_DEG))):
         worst = float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
-        return f"its orientation {volume.orientation} differs from the reference's {reference.orientation} ({worst:.1f} deg)"
+        return (f"its orientation differs from the reference's (an axis is {worst:.1f} deg from the nearest one, "
+                f"tolerance {LIKE_ANGLE_TOLERANCE_DEG:g} deg)")
     corners = field_of_view_corners(volume.affine, volume.spatial_shape)
     ref_corners = field_of_view_corners(reference.affine, reference.spatial_shape)
     dist = float(np.linalg.norm(corners[:, None] - ref_corners[None], axis=2).min(axis=1).max())
