@@ -11,9 +11,11 @@ Writes:
   ``--voxel-sizes`` entry, one file per orientation (the array transposed so that axis 2, the axis
   ``mrisr prepare`` slices along, is the axial, coronal or sagittal direction; the affine permuted with
   it, so the world geometry is the same). ``--clean`` also writes noise-free copies (``*_clean``).
-- ``OUT/scans/synth_NNN/*.nii.gz``: ``--synthetic`` images drawn by :func:`mrisr.data.synth.synth_volume`
-  from the training label atlases and an MNI152 tissue-label volume (noise included), each in one random
-  orientation, its drawn parameters beside it (``*.json``, ignored by ``mrisr prepare``).
+- ``OUT/scans/synth_NNN/*.nii.gz``: ``--synthetic`` images drawn by :func:`mrisr.data.synth.render_synth`
+  (noise included) from label maps, dealt round-robin: the MNI152 tissue labels (air, CSF, GM, WM, three
+  classes of head tissue), those labels subdivided by each training atlas in MNI152 space (Harvard-Oxford,
+  JHU, AICHA, JHU-189, NatBrainLab, on the atlas's own 1 or 2 mm grid) and the INIA19 macaque atlas; each
+  in one random orientation, its drawn parameters beside it (``*.json``, ignored by ``mrisr prepare``).
 - ``OUT/heldout/<name>.nii.gz``: the ``heldout`` real scans as NIfTI, cropped to their foreground, nothing
   else changed (DICOM slices become one-slice volumes). Never used for training.
 - ``OUT/prepared``: ``mrisr prepare OUT/scans OUT/prepared --group-by folder --split val=V,train=rest``
@@ -39,10 +41,11 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from mrisr.data.sources import Source, find_sources
 from mrisr.data.splits import assign_splits
-from mrisr.data.synth import draw_synth_params, noisy_target, render_synth, tissue_labels
+from mrisr.data.synth import draw_synth_params, noisy_target, render_synth, subdivide, tissue_labels
 from mrisr.degrade.grid import resampled_volume, tensor_to_data, volume_to_tensor
 from mrisr.degrade.resample import resize
 from mrisr.io.readers import read_volume, write_volume
@@ -121,8 +124,16 @@ def _write(vol: Volume, path: Path) -> None:
 
 def _label_volume(src: Source) -> Volume:
     vol = read_volume(src.path)  # type: ignore[arg-type]
-    labels = np.rint(vol.data).astype(np.int32)
-    return cropped(Volume(labels.astype(np.float32), vol.affine), labels > 0)
+    return vol.with_data(np.rint(vol.data).astype(np.float32))
+
+
+def labels_on_grid(labels: Volume, target: Volume) -> np.ndarray:
+    """``labels`` sampled at ``target``'s voxel centres through both affines (nearest; 0 outside), int32."""
+    ijk = np.indices(target.spatial_shape, dtype=np.float64).reshape(3, -1)
+    world = target.affine[:3, :3] @ ijk + target.affine[:3, 3:]
+    src = np.linalg.solve(labels.affine[:3, :3], world - labels.affine[:3, 3:])
+    out = ndimage.map_coordinates(labels.data, src, order=0, mode="constant", cval=0.0)
+    return np.rint(out).astype(np.int32).reshape(target.spatial_shape)
 
 
 def build_real(sources: list[Source], out: Path, args: argparse.Namespace, log: dict[str, Any]) -> None:
@@ -151,14 +162,25 @@ def build_real(sources: list[Source], out: Path, args: argparse.Namespace, log: 
 
 
 def label_maps(sources: list[Source], by_name: dict[str, Source]) -> list[tuple[str, str, Volume]]:
-    """``(name, subject, label volume)`` of every training label atlas plus the MNI152 tissue labels."""
-    maps = [(s.name, s.subject, _label_volume(s)) for s in sources]
+    """``(name, subject, label volume)`` of the MNI152 tissue labels and every training label atlas.
+
+    An atlas in MNI152 space subdivides the tissue labels sampled onto its grid
+    (:func:`mrisr.data.synth.subdivide`: a whole head with parcels), others stand alone. Each is
+    cropped to its labels > 0.
+    """
+    tissue = None
     if all(n in by_name for n in ("mni152_t1", "mni152_gm", "mni152_wm")):
         t1, gm, wm = (read_volume(by_name[n].path) for n in ("mni152_t1", "mni152_gm", "mni152_wm"))  # type: ignore[arg-type]
-        tissue = tissue_labels(t1.data, gm.data, wm.data)
-        vol = cropped(Volume(tissue.astype(np.float32), t1.affine), tissue > 0)
-        maps.insert(0, ("mni152_tissue", "mni152", vol))
-    return maps
+        tissue = Volume(tissue_labels(t1.data, gm.data, wm.data).astype(np.float32), t1.affine)
+    maps = [] if tissue is None else [("mni152_tissue", "mni152", tissue)]
+    for s in sources:
+        atlas = _label_volume(s)
+        if tissue is not None and s.space == "mni152":
+            merged = subdivide(labels_on_grid(tissue, atlas), atlas.data)
+            maps.append((f"mni152_tissue+{s.name}", s.subject, atlas.with_data(merged.astype(np.float32))))
+        else:
+            maps.append((s.name, s.subject, atlas))
+    return [(name, subject, cropped(vol, vol.data > 0)) for name, subject, vol in maps]
 
 
 def build_synthetic(maps: list[tuple[str, str, Volume]], out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -250,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     maps = label_maps(train_labels, by_name)
     synthetic = build_synthetic(maps, out, args) if maps and args.synthetic else []
     for name, _, _ in maps:
-        if name in log:
-            log[name]["used_as"] = "label map for synthetic images"
+        for part in name.split("+"):
+            if part in log:
+                log[part]["used_as"] = "label map for synthetic images"
     for name in ("mni152_gm", "mni152_wm"):
         if name in log and any(m[0] == "mni152_tissue" for m in maps):
             log[name]["used_as"] = "tissue labels (mni152_tissue) for synthetic images"

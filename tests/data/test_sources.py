@@ -187,6 +187,21 @@ def test_at_voxel_size_resamples_to_the_requested_spacing_with_the_field_of_view
     assert np.allclose(field_of_view_corners(new.affine, new.shape), field_of_view_corners(vol.affine, vol.shape))
 
 
+def test_labels_on_grid_samples_through_both_affines(build: ModuleType):
+    labels = np.zeros((10, 12, 8), dtype=np.float32)
+    labels[2:5, 3:9, 1:4] = 7
+    src = Volume(labels, np.diag([2.0, 2.0, 2.0, 1.0]))
+    # a 1 mm grid, flipped in x and shifted: voxel (i, j, k) is world (19 - i, j, k)
+    target = Volume(np.zeros((20, 24, 16), dtype=np.float32),
+                    np.array([[-1.0, 0, 0, 19.0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]]))
+    out = build.labels_on_grid(src, target)
+    assert out.dtype == np.int32 and out.shape == (20, 24, 16) and set(np.unique(out)) == {0, 7}
+    for i, j, k in [(19 - 6, 8, 4), (19 - 4, 6, 2)]:
+        world = target.voxel_to_world(np.array([i, j, k], dtype=float))
+        assert out[i, j, k] == labels[tuple(np.rint(world / 2).astype(int))] == 7
+    assert out[19, 0, 0] == 0
+
+
 def test_split_seed_keeps_real_scans_out_of_val(build: ModuleType):
     from mrisr.data.splits import assign_splits
 

@@ -15,6 +15,7 @@ from mrisr.data.synth import (
     noisy_target,
     render_synth,
     smooth_field,
+    subdivide,
     synth_volume,
     tissue_labels,
 )
@@ -160,3 +161,19 @@ def test_tissue_labels_from_probability_maps(labels: np.ndarray):
     outer = (labels == 1) | (labels == 2)  # outside the brain: head tissue by T1 quantile
     assert set(np.unique(out[outer])) == {4, 5, 6}
     assert (out[labels == 0] == 0).mean() > 0.99
+
+
+def test_subdivide_splits_tissue_by_parcels_and_keeps_air(labels: np.ndarray):
+    parcels = np.zeros(labels.shape, dtype=np.int32)
+    parcels[:20] = 1
+    parcels[20:30] = 2
+    out = subdivide(labels, parcels)
+    assert out.dtype == np.int32 and out.shape == labels.shape
+    assert (out[labels == 0] == 0).all()  # air stays air whatever the atlas says
+    # every (tissue, parcel) pair of the foreground is its own label, and only those
+    pairs = {(int(t), int(p)) for t, p in zip(labels[labels > 0], parcels[labels > 0], strict=True)}
+    assert len(np.unique(out[labels > 0])) == len(pairs)
+    assert np.array_equal(out // 3, labels) and np.array_equal(np.where(labels > 0, out % 3, 0),
+                                                               np.where(labels > 0, parcels, 0))
+    with pytest.raises(ValueError, match="one shape"):
+        subdivide(labels, parcels[:10])

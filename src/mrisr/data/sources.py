@@ -76,6 +76,9 @@ class Source:
         contrast: ``T1``, ``T2*-EPI``, ``labels``, ``GM probability``, ...
         voxel_mm: voxel size along the array axes in mm, as the header states (checked by the tests).
         subject: who was scanned; files of one subject share a role and a split (volume-level splits).
+        space: the template space the voxels are aligned to (``mni152``, ``colin27``, ``inia19``) or
+            ``native`` (a scan in its own space); label atlases of a space can be combined with that
+            space's tissue labels.
         provenance: licence / origin in one line.
         role: ``train`` or ``heldout`` (see the module docstring for why).
         path: the file on this machine (set by :func:`find_sources`).
@@ -93,6 +96,7 @@ class Source:
     subject: str
     provenance: str
     role: Role = "train"
+    space: str = "native"
     path: Path | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -100,8 +104,8 @@ class Source:
         return {
             "name": self.name, "package": self.package, "path": str(self.path) if self.path else None,
             "kind": self.kind, "anatomy": self.anatomy, "species": self.species, "contrast": self.contrast,
-            "voxel_mm": list(self.voxel_mm), "subject": self.subject, "provenance": self.provenance,
-            "role": self.role,
+            "voxel_mm": list(self.voxel_mm), "subject": self.subject, "space": self.space,
+            "provenance": self.provenance, "role": self.role,
         }
 
 
@@ -114,49 +118,49 @@ _MRICRON = "Debian mricron-data (BSD-style, C. Rorden)"
 
 def _s(name: str, package: str, root: str, relpath: str, kind: Kind, anatomy: str, species: str,
        contrast: str, voxel_mm: tuple[float, ...], subject: str, provenance: str,
-       role: Role = "train") -> Source:
+       role: Role = "train", space: str = "native") -> Source:
     return Source(name, package, root, relpath, kind, anatomy, species, contrast, voxel_mm, subject,
-                  provenance, role)
+                  provenance, role, space)
 
 
 #: every real MRI source mrisr knows of, declared once (found or not on this machine)
 CATALOGUE: tuple[Source, ...] = (
     _s("mni152_t1", "nilearn", "nilearn", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "image",
-       "head", "human", "T1", (1.0, 1.0, 1.0), "mni152", _MNI),
+       "head", "human", "T1", (1.0, 1.0, 1.0), "mni152", _MNI, space="mni152"),
     _s("mni152_gm", "nilearn", "nilearn", "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-       "tissue_map", "brain", "human", "GM probability", (1.0, 1.0, 1.0), "mni152", _MNI),
+       "tissue_map", "brain", "human", "GM probability", (1.0, 1.0, 1.0), "mni152", _MNI, space="mni152"),
     _s("mni152_wm", "nilearn", "nilearn", "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-       "tissue_map", "brain", "human", "WM probability", (1.0, 1.0, 1.0), "mni152", _MNI),
+       "tissue_map", "brain", "human", "WM probability", (1.0, 1.0, 1.0), "mni152", _MNI, space="mni152"),
     _s("colin27_1mm", "mricron-data", "mricron", "ch2.nii.gz", "image", "head", "human", "T1",
-       (1.0, 1.0, 1.0), "colin27", _COLIN, "heldout"),
+       (1.0, 1.0, 1.0), "colin27", _COLIN, "heldout", space="colin27"),
     _s("colin27_bet_1mm", "mricron-data", "mricron", "ch2bet.nii.gz", "image", "brain", "human", "T1",
-       (1.0, 1.0, 1.0), "colin27", _COLIN + "; brain-extracted", "heldout"),
+       (1.0, 1.0, 1.0), "colin27", _COLIN + "; brain-extracted", "heldout", space="colin27"),
     _s("colin27_0p5mm", "mricron-data", "mricron", "ch2better.nii.gz", "image", "head", "human", "T1",
-       (0.5, 0.5, 0.5), "colin27", _COLIN + "; 0.5 mm re-acquisition", "heldout"),
+       (0.5, 0.5, 0.5), "colin27", _COLIN + "; 0.5 mm re-acquisition", "heldout", space="colin27"),
     _s("inia19_t1", "mricron-data", "mricron", "inia19-t1-brain.nii.gz", "image", "brain", "macaque",
-       "T1", (0.5, 0.5, 0.5), "inia19", _INIA),
+       "T1", (0.5, 0.5, 0.5), "inia19", _INIA, space="inia19"),
     _s("aal", "mricron-data", "mricron", "aal.nii.gz", "labels", "brain", "human", "labels",
        (1.0, 1.0, 1.0), "colin27", "AAL (Tzourio-Mazoyer et al. 2002), drawn on Colin27; " + _MRICRON,
-       "heldout"),
+       "heldout", space="colin27"),
     _s("brodmann", "mricron-data", "mricron", "brodmann.nii.gz", "labels", "brain", "human", "labels",
-       (1.0, 1.0, 1.0), "colin27", "Brodmann areas drawn on Colin27; " + _MRICRON, "heldout"),
+       (1.0, 1.0, 1.0), "colin27", "Brodmann areas drawn on Colin27; " + _MRICRON, "heldout", space="colin27"),
     _s("harvard_oxford_cort", "mricron-data", "mricron", "HarvardOxford-cort-maxprob-thr0-1mm.nii.gz",
        "labels", "brain", "human", "labels", (1.0, 1.0, 1.0), "mni152_fsl",
-       "Harvard-Oxford cortical atlas (FSL, MNI152 space); " + _MRICRON),
+       "Harvard-Oxford cortical atlas (FSL, MNI152 space); " + _MRICRON, space="mni152"),
     _s("jhu_white_matter", "mricron-data", "mricron", "JHU-WhiteMatter-labels-1mm.nii.gz", "labels",
        "brain", "human", "labels", (1.0, 1.0, 1.0), "mni152_fsl",
-       "JHU ICBM-DTI-81 white-matter labels (Mori et al., MNI152 space); " + _MRICRON),
+       "JHU ICBM-DTI-81 white-matter labels (Mori et al., MNI152 space); " + _MRICRON, space="mni152"),
     _s("jhu_white_matter_2mm", "mricron-data", "mricron", "JHU-WhiteMatter-labels-2mm.nii.gz", "labels",
        "brain", "human", "labels", (2.0, 2.0, 2.0), "mni152_fsl",
-       "JHU ICBM-DTI-81 white-matter labels at 2 mm (MNI152 space); " + _MRICRON),
+       "JHU ICBM-DTI-81 white-matter labels at 2 mm (MNI152 space); " + _MRICRON, space="mni152"),
     _s("aicha", "mricron-data", "mricron", "AICHAmc.nii.gz", "labels", "brain", "human", "labels",
-       (2.0, 2.0, 2.0), "mni152_aicha", "AICHA atlas (Joliot et al. 2015, MNI space); " + _MRICRON),
+       (2.0, 2.0, 2.0), "mni152_aicha", "AICHA atlas (Joliot et al. 2015, MNI space); " + _MRICRON, space="mni152"),
     _s("jhu189", "mricron-data", "mricron", "jhu189.nii.gz", "labels", "brain", "human", "labels",
-       (1.0, 1.0, 1.0), "jhu_eve", "JHU 189-region atlas (Eve single subject, MNI space); " + _MRICRON),
+       (1.0, 1.0, 1.0), "jhu_eve", "JHU 189-region atlas (Eve single subject, MNI space); " + _MRICRON, space="mni152"),
     _s("natbrainlab", "mricron-data", "mricron", "natbrainlab.nii.gz", "labels", "brain", "human", "labels",
-       (1.0, 1.0, 1.0), "natbrainlab", "NatBrainLab tract atlas (Catani et al., MNI space); " + _MRICRON),
+       (1.0, 1.0, 1.0), "natbrainlab", "NatBrainLab tract atlas (Catani et al., MNI space); " + _MRICRON, space="mni152"),
     _s("inia19_neuromaps", "mricron-data", "mricron", "inia19-NeuroMaps.nii.gz", "labels", "brain",
-       "macaque", "labels", (0.5, 0.5, 0.5), "inia19", "INIA19 NeuroMaps labels; " + _INIA),
+       "macaque", "labels", (0.5, 0.5, 0.5), "inia19", "INIA19 NeuroMaps labels; " + _INIA, space="inia19"),
     _s("nibabel_example4d", "nibabel", "nibabel", "example4d.nii.gz", "image", "brain", "human", "T2*-EPI",
        (2.0, 2.0, 2.2), "nibabel_example4d", "nibabel test data (MIT licence)"),
     _s("nibabel_anatomical", "nibabel", "nibabel", "anatomical.nii", "image", "brain", "human", "T1",

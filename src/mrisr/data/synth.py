@@ -330,3 +330,19 @@ def tissue_labels(t1: np.ndarray, gm: np.ndarray, wm: np.ndarray, head_levels: i
         edges = np.quantile(t1[outer], np.linspace(0, 1, head_levels + 1)[1:-1])
         out[outer] = 4 + np.searchsorted(edges, t1[outer]).astype(np.uint8)
     return out
+
+
+def subdivide(tissue: np.ndarray, parcels: np.ndarray) -> np.ndarray:
+    """Tissue labels split by an atlas's parcels on the same grid: more labels, one anatomy.
+
+    ``tissue * K + parcel`` with ``K = max(parcels) + 1``, where ``parcel`` is 0 outside the atlas; the
+    background (tissue 0) stays 0 whatever the atlas says, so air stays air. int32, ``tissue``'s shape.
+    """
+    t = np.asarray(tissue).astype(np.int32)
+    p = np.asarray(parcels).astype(np.int32)
+    if t.shape != p.shape:
+        raise ValueError(f"tissue and parcels must have one shape, got {t.shape} and {p.shape}")
+    if p.min(initial=0) < 0 or t.min(initial=0) < 0:
+        raise ValueError("labels must be non-negative")
+    k = int(p.max(initial=0)) + 1
+    return np.where(t > 0, t * k + p, 0).astype(np.int32)
