@@ -12,7 +12,7 @@ from mrisr.models.registry import REGISTRY
 from mrisr.train.config import merge_data_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+SHIPPED = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "zoo").glob("*.yaml"))
 
 # Constructor arguments that define *what* a network is (kept); the rest (width, depth) become tiny.
 ARCH_KEYS = {"scale", "in_channels", "residual", "data_consistency", "output_activation", "spatial_dims",
