@@ -43,7 +43,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from mrisr.data.sources import Source, find_sources
+from mrisr.data.sources import Source, find_sources, missing_sources
 from mrisr.data.splits import assign_splits
 from mrisr.data.synth import draw_synth_params, noisy_target, render_synth, subdivide, tissue_labels
 from mrisr.degrade.grid import resampled_volume, tensor_to_data, volume_to_tensor
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                      "voxel_sizes": args.voxel_sizes, "snr": list(args.snr), "clean": args.clean,
                      "split": spec, "split_seed": seed},
         "sources": list(log.values()), "synthetic": synthetic,
+        "not_installed": [s.name for s in missing_sources()],
     }
     if not args.no_prepare:
         cmd = [sys.executable, "-m", "mrisr", "prepare", str(out / "scans"), str(out / "prepared"),
