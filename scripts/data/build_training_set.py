@@ -262,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     sources = find_sources()
     by_name = {s.name: s for s in sources}
-    log: dict[str, Any] = {s.name: {**s.as_json(), "used_as": "not used"} for s in sources}
+    log: dict[str, Any] = {s.name: {**s.as_json(), "used_as": "not used" if s.role == "train" else
+                                    f"not used: reserved with the held-out subject {s.subject}"}
+                           for s in sources}
     print(f"{len(sources)} sources found; writing {out}", flush=True)
     for folder in ("scans", "heldout"):
         shutil.rmtree(out / folder, ignore_errors=True)
