@@ -40,10 +40,14 @@ GAP = 3  # px between panels
 LABEL_H = 12  # px of the name strip above each row
 MASK_RGB = (0, 220, 255)
 
-#: Records script errors into ``#js-errors`` (read by the browser test), before anything else runs.
+#: Records uncaught script errors and ``console.error`` calls into ``#js-errors`` (read by the browser test),
+#: before anything else runs.
 ERROR_RECORDER = (
-    "window.mrisrErrors=[];window.onerror=function(m,s,l){window.mrisrErrors.push(m+' (line '+l+')');"
-    "var e=document.getElementById('js-errors');if(e){e.textContent=window.mrisrErrors.join('\\n');}};"
+    "window.mrisrErrors=[];function mrisrRecord(t){window.mrisrErrors.push(t);"
+    "var e=document.getElementById('js-errors');if(e){e.textContent=window.mrisrErrors.join('\\n');}}"
+    "window.onerror=function(m,s,l){mrisrRecord(m+' (line '+l+')');};"
+    "var mrisrConsoleError=console.error;console.error=function(){"
+    "mrisrRecord(Array.prototype.join.call(arguments,' '));mrisrConsoleError.apply(console,arguments);};"
 )
 
 #: Wires every ``div.slider``: its range input shows strip i of the JSON list in its ``script`` element.
@@ -68,7 +72,7 @@ SCRIPT = """
     })(sliders[k]);
   }
   var e = document.getElementById('js-errors');
-  if (e) { e.setAttribute('data-ready', '1'); }
+  if (e) { e.textContent = window.mrisrErrors.join('\\n'); e.setAttribute('data-ready', '1'); }
 })();
 """
 
@@ -213,13 +217,15 @@ def case_slider(cv: CaseVolumes, *, max_slices: int = MAX_SLICES, max_side: int 
                     canvas[y:y + ph, x:x + pw] = (cmap(err)[..., :3] * 255 + 0.5).astype(np.uint8)
             strips.append(png_data_uri(_png(canvas)))
         mid = len(view.slices) // 2
+        zoom = max(1, max_side // max(ph, pw))  # small volumes are shown enlarged (pixelated), not resampled
         title = (f"{view.plane} view, slices along array axis {view.axis}" if nsp == 3
                  else "2D image (no slices to scroll)")
         blocks.append(
             f"<div class='slider' data-axis='{view.axis}' data-slices='{esc(json.dumps(list(view.slices)))}'>"
             f"<div><b>{esc(title)}</b> <input type='range' min='0' max='{len(strips) - 1}' value='{mid}' "
             f"aria-label='{esc(title)}'> <span class='pos'></span></div>"
-            f"<img src='{strips[mid]}' width='{width}' height='{height}' alt='{esc(cv.case)} {esc(title)}'>"
+            f"<img src='{strips[mid]}' width='{width * zoom}' height='{height * zoom}' "
+            f"alt='{esc(cv.case)} {esc(title)}'>"
             f"<script type='application/json' class='strips'>{json.dumps(strips)}</script></div>")
     caption = (f"<p class='muted'>Scroll with the slider (or the arrow keys): every panel shows the same slice. "
                f"Grey window [{lo:.4g}, {hi:.4g}] for all panels (reference {WINDOW_PERCENTILES[0]:g}-"
