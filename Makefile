@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) demo-output
 
-# Real MRI sources that do not come from PyPI (Debian mricron-data), then the list of every source found.
+# Real MRI sources that do not come from PyPI (Debian mricron-data, insighttoolkit5-examples), then the list of every source found.
 # Build the training set afterwards with: $(BIN)/python scripts/data/build_training_set.py data/training
 .PHONY: data
 data: $(STAMP)

@@ -81,7 +81,9 @@ def cropped(vol: Volume, mask: np.ndarray, margin: int = MARGIN) -> Volume:
 
 
 def foreground_crop(vol: Volume) -> Volume:
-    """Crop to the Otsu foreground (of the mean frame for 4D data)."""
+    """Crop to the Otsu foreground (of the mean frame for 4D data); a 2D image becomes one slice ``(X, Y, 1)``."""
+    if vol.ndim == 2:  # the affine of a 2D Volume already maps k = 0
+        vol = Volume(vol.data[:, :, None], vol.affine, dict(vol.meta))
     data = vol.data.mean(axis=3) if vol.ndim == 4 else vol.data
     return cropped(vol, foreground_mask(data))
 
@@ -149,12 +151,15 @@ def build_real(sources: list[Source], out: Path, args: argparse.Namespace, log: 
             tag = f"{native if v is None else v:g}mm".replace(".", "p")
             noisy = noisy_target(copy.data, rng, args.snr)
             variants = [("", copy.with_data(noisy.image))] + ([("_clean", copy)] if args.clean else [])
+            # a single slice has one orientation: its own
+            orientations = args.orientations if vol.shape[2] > 1 else ["slice"]
             for suffix, variant in variants:
-                for o in args.orientations:
+                for o in orientations:
                     path = out / "scans" / src.subject / f"{src.name}_{tag}_{o}{suffix}.nii.gz"
-                    _write(reoriented(variant, o), path)
-                    files.append({"file": str(path.relative_to(out)), "voxel_mm": list(copy.spacing),
-                                  "shape": list(reoriented(copy, o).shape), "orientation": o,
+                    oriented = variant if o == "slice" else reoriented(variant, o)
+                    _write(oriented, path)
+                    files.append({"file": str(path.relative_to(out)), "voxel_mm": list(oriented.spacing),
+                                  "shape": list(oriented.shape), "orientation": o,
                                   "snr": None if suffix else noisy.snr, "sigma": None if suffix else noisy.sigma})
         log[src.name]["used_as"] = "training scans (noisy targets)"
         log[src.name]["files"] = files

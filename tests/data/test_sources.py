@@ -72,10 +72,14 @@ def test_find_sources_returns_installed_files_with_their_declared_voxel_size():
             import nibabel as nib
 
             zooms = nib.load(str(s.path)).header.get_zooms()[: len(s.voxel_mm)]
-        else:
+        elif s.path.suffix == ".dcm":
             import pydicom
 
             zooms = tuple(float(v) for v in pydicom.dcmread(s.path, stop_before_pixels=True).PixelSpacing)
+        else:  # PNG: no geometry, mrisr reads it as 1 mm
+            from mrisr.io.readers import read_volume
+
+            zooms = read_volume(s.path).spacing
         assert np.allclose(zooms, s.voxel_mm, atol=1e-4), (s.name, zooms)
 
 

@@ -14,6 +14,11 @@ on this machine. Sources come from four packages:
   (two frames of a T2*-weighted EPI brain series, 2 x 2 x 2.2 mm).
 - ``pydicom`` (PyPI): its own test files ``MR_small.dcm`` (a 64 x 64 T1 slice, 0.31 mm) and
   ``examples_overlay.dcm`` (an abdominal MR slice, 300 x 484, 0.72 mm).
+- ``insighttoolkit5-examples`` (Debian, ``scripts/data/install_sources.sh``): ITK's example data under
+  ``/usr/share/doc/insighttoolkit5-examples/examples/Data/``: a real T1 head volume
+  (``KmeansTest_T1UCharRaw.nii.gz``, 128 x 128 x 62 at 2 x 2 x 3 mm, with its scanner's noise), a
+  mid-sagittal T1 slice, an abdominal fat-weighted slice (``FatMRISlice.png``) and BrainWeb's simulated
+  proton-density slice (PNG files carry no voxel size; mrisr reads them as 1 mm).
 
 Roles. ``train`` sources may be trained and tuned on; ``heldout`` sources are reserved by mrisr for
 held-out evaluation and never enter a training set. The split is by *subject*, not by file, because two
@@ -24,11 +29,14 @@ on new anatomy:
   volume a re-acquisition of the same head): it is the one real individual adult brain at 1 mm and
   0.5 mm, so it is the fairest brain test. The label atlases drawn on Colin27 (AAL, Brodmann) are held
   out with it: synthetic images from them would carry its anatomy into training.
-- The anatomies absent from training are held out too: the abdomen (``examples_overlay.dcm``) and the
-  two small real scans with their own scanners' noise and resolution (``MR_small.dcm``, nibabel's
+  BrainWeb's simulated PD slice (ITK) is built from Colin27's anatomy, so it is held out with it.
+- The anatomies absent from training are held out too: both abdominal slices (``examples_overlay.dcm``,
+  ITK's ``FatMRISlice.png``: two people, so the abdomen is scored on more than one case) and the two
+  small real scans with their own scanners' noise and resolution (``MR_small.dcm``, nibabel's
   ``anatomical.nii``).
 - Training keeps the MNI152 average (T1 and its tissue maps), the INIA19 macaque (another species and
-  size), nibabel's EPI series (another contrast and resolution) and the atlases drawn on MNI152, JHU Eve
+  size), nibabel's EPI series (another contrast and resolution), ITK's real T1 head volume and
+  mid-sagittal slice (single acquisitions with real noise) and the atlases drawn on MNI152, JHU Eve
   and INIA19, which feed :mod:`mrisr.data.synth` (random contrasts from label maps).
 
 Reserved data. ``pydicom-data`` (the ``pydicom_data`` package) and ``dipy`` (its package and its data
@@ -66,7 +74,8 @@ class Source:
 
     Attributes:
         name: unique, file-name-safe id (``mni152_t1``, ``colin27_1mm``, ...).
-        package: what installs it (``nilearn``, ``mricron-data``, ``nibabel``, ``pydicom``).
+        package: what installs it (``nilearn``, ``mricron-data``, ``nibabel``, ``pydicom``,
+            ``insighttoolkit5-examples``).
         root: which installed folder ``relpath`` is relative to (a key of :func:`package_roots`).
         relpath: the file inside that folder.
         kind: ``image`` (an MR image), ``labels`` (an integer label atlas) or ``tissue_map`` (a tissue
@@ -114,6 +123,7 @@ _MNI = ("MNI152 ICBM 2009a symmetric (Fonov et al. 2011, McGill/MNI; free use wi
 _COLIN = "Colin27 (Holmes et al. 1998, MNI), as shipped in Debian mricron-data (BSD-style, C. Rorden)"
 _INIA = "INIA19 macaque template (Rohlfing et al. 2012, NIH; CC BY-NC-SA 3.0), Debian mricron-data"
 _MRICRON = "Debian mricron-data (BSD-style, C. Rorden)"
+_ITK = "ITK example data (Apache-2.0), Debian insighttoolkit5-examples"
 
 
 def _s(name: str, package: str, root: str, relpath: str, kind: Kind, anatomy: str, species: str,
@@ -169,9 +179,19 @@ CATALOGUE: tuple[Source, ...] = (
        (0.3125, 0.3125), "pydicom_mr_small", "pydicom test file (MIT licence)", "heldout"),
     _s("pydicom_abdomen", "pydicom", "pydicom", "examples_overlay.dcm", "image", "abdomen", "human", "MR",
        (0.72314, 0.72314), "pydicom_abdomen", "pydicom test file (MIT licence), abdomen / liver", "heldout"),
+    _s("itk_kmeans_t1", "insighttoolkit5-examples", "itk", "KmeansTest_T1UCharRaw.nii.gz", "image", "head",
+       "human", "T1", (2.0, 2.0, 3.0), "itk_kmeans", _ITK),
+    _s("itk_midsagittal", "insighttoolkit5-examples", "itk", "BrainMidSagittalSlice.png", "image", "head",
+       "human", "T1", (1.0, 1.0), "itk_midsagittal", _ITK + "; PNG without geometry, read as 1 mm"),
+    _s("itk_fat_slice", "insighttoolkit5-examples", "itk", "FatMRISlice.png", "image", "abdomen", "human",
+       "MR (fat)", (1.0, 1.0), "itk_fat", _ITK + "; PNG without geometry, read as 1 mm", "heldout"),
+    _s("itk_brainweb_pd", "insighttoolkit5-examples", "itk", "BrainProtonDensitySlice.png", "image", "head",
+       "human", "PD (BrainWeb simulation)", (1.0, 1.0), "colin27",
+       _ITK + "; BrainWeb's phantom is built from Colin27; PNG read as 1 mm", "heldout", space="colin27"),
 )
 
 MRICRON_TEMPLATES = Path("/usr/share/mricron/templates")
+ITK_EXAMPLE_DATA = Path("/usr/share/doc/insighttoolkit5-examples/examples/Data")
 
 
 def _package_dir(name: str) -> Path | None:
@@ -224,7 +244,7 @@ def check_not_reserved(path: str | Path) -> Path:
 
 
 def package_roots() -> dict[str, Path]:
-    """Installed folder of each catalogue root (``nilearn``, ``mricron``, ``nibabel``, ``pydicom``).
+    """Installed folder of each catalogue root (``nilearn``, ``nibabel``, ``pydicom``, ``mricron``, ``itk``).
 
     Roots that are not installed are left out. Found without importing the packages.
     """
@@ -234,8 +254,9 @@ def package_roots() -> dict[str, Path]:
         folder = _package_dir(package)
         if folder is not None and (folder / sub).is_dir():
             roots[key] = folder / sub
-    if MRICRON_TEMPLATES.is_dir():
-        roots["mricron"] = MRICRON_TEMPLATES
+    for key, folder in (("mricron", MRICRON_TEMPLATES), ("itk", ITK_EXAMPLE_DATA)):
+        if folder.is_dir():
+            roots[key] = folder
     return roots
 
 
