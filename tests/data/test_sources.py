@@ -132,6 +132,11 @@ def test_the_dipy_data_home_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     assert check_not_reserved(tmp_path / "ok.nii.gz") == (tmp_path / "ok.nii.gz").resolve()
 
 
+def test_pydicoms_download_cache_of_pydicom_data_is_refused(no_reserved_home: Path):
+    with pytest.raises(ReservedDataError, match="pydicom's cache"):
+        check_not_reserved(no_reserved_home / ".pydicom" / "data" / "MR-SIEMENS-DICOM-WithOverlays.dcm")
+
+
 def test_find_sources_refuses_a_catalogue_entry_inside_reserved_data(tmp_path: Path, no_reserved_home: Path):
     root = tmp_path / "pydicom_data" / "data"
     root.mkdir(parents=True)

@@ -39,10 +39,11 @@ on new anatomy:
   mid-sagittal slice (single acquisitions with real noise) and the atlases drawn on MNI152, JHU Eve
   and INIA19, which feed :mod:`mrisr.data.synth` (random contrasts from label maps).
 
-Reserved data. ``pydicom-data`` (the ``pydicom_data`` package) and ``dipy`` (its package and its data
-home ``~/.dipy`` or ``$DIPY_HOME``) are reserved for *independent* evaluation of mrisr's models:
-:func:`check_not_reserved` refuses any path inside them with :class:`ReservedDataError`, and every
-function here that returns or opens a path calls it. Nothing here imports those packages.
+Reserved data. ``pydicom-data`` (the ``pydicom_data`` package, and ``~/.pydicom`` where pydicom
+downloads its files) and ``dipy`` (its package and its data home ``~/.dipy`` or ``$DIPY_HOME``) are
+reserved for *independent* evaluation of mrisr's models: :func:`check_not_reserved` refuses any path
+inside them with :class:`ReservedDataError`, and every function here that returns a path calls it.
+Nothing here imports those packages.
 """
 
 from __future__ import annotations
@@ -214,6 +215,8 @@ def reserved_locations() -> list[tuple[Path, str]]:
             found.append((folder, what))
     dipy_home = os.environ.get("DIPY_HOME")
     found.append((Path(dipy_home) if dipy_home else Path.home() / ".dipy", "the dipy data home"))
+    # pydicom's get_testdata_file() downloads pydicom-data's files into this cache
+    found.append((Path.home() / ".pydicom", "pydicom's cache of pydicom-data files"))
     return found
 
 
@@ -221,7 +224,8 @@ def check_not_reserved(path: str | Path) -> Path:
     """``path`` resolved, after checking it is not data reserved for independent evaluation.
 
     Refused: any path inside an installed ``pydicom_data`` or ``dipy`` package, inside the dipy data home
-    (``$DIPY_HOME`` or ``~/.dipy``), or with a folder named ``pydicom_data``, ``pydicom-data``, ``dipy``
+    (``$DIPY_HOME`` or ``~/.dipy``) or pydicom's download cache of pydicom-data (``~/.pydicom``), or
+    with a folder named ``pydicom_data``, ``pydicom-data``, ``dipy``
     or ``.dipy`` on the way (a copy or another environment's install).
 
     Raises:
