@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,27 @@ def _fmt_title(name: str, scores: dict[str, float | None]) -> str:
     return name + ("\n" + "  ".join(parts) if parts else "")
 
 
+def frame_picker(data: np.ndarray, nsp: int) -> tuple[int | None, Callable[[np.ndarray], np.ndarray]]:
+    """(the middle time frame of ``data`` with ``nsp`` spatial axes, or None for 2D/3D data; a function that
+    takes that frame of an array of the same layout, leaving arrays without a time axis as they are)."""
+    frame = data.shape[-1] // 2 if data.ndim > nsp else None
+
+    def spatial(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        return a[..., frame] if frame is not None and a.ndim > nsp else a
+
+    return frame, spatial
+
+
+def grey_window(reference: np.ndarray) -> tuple[float, float]:
+    """The one grey window of every panel: the reference volume's :data:`WINDOW_PERCENTILES` (its min and max,
+    or ``[v, v + 1]``, where those coincide)."""
+    lo, hi = (float(v) for v in np.percentile(reference, WINDOW_PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(reference.min()), float(reference.max()) if reference.max() > reference.min() else lo + 1.0
+    return lo, hi
+
+
 def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gaussian: bool = False,
                 zoom: bool = True, force: bool = False, panel_inches: float = 2.6, dpi: int = 100) -> FigureInfo:
     """Draw the comparison figure of one case (see module doc) and write it to ``path`` (PNG, atomic)."""
@@ -226,12 +247,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
     ref_vol = cv.reference
     nsp = len(ref_vol.spatial_shape)
     ref_data = np.asarray(ref_vol.data, dtype=np.float64)
-    frame = ref_data.shape[-1] // 2 if ref_data.ndim > nsp else None
-
-    def spatial(a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a)
-        return a[..., frame] if frame is not None and a.ndim > nsp else a
-
+    frame, spatial = frame_picker(ref_data, nsp)
     ref3 = spatial(ref_data)
     mask3 = None if cv.mask is None else spatial(np.asarray(cv.mask, dtype=bool))
     if nsp == 2:
@@ -254,9 +270,7 @@ def case_figure(cv: CaseVolumes, path: str | Path, *, slice_axis: int = 2, gauss
     if mask2 is not None and not mask2.any():
         mask2 = None
     data_range = float(ref_data.max() - ref_data.min())
-    lo, hi = (float(v) for v in np.percentile(ref_data, WINDOW_PERCENTILES))
-    if hi <= lo:
-        lo, hi = float(ref_data.min()), float(ref_data.max()) if ref_data.max() > ref_data.min() else lo + 1.0
+    lo, hi = grey_window(ref_data)
 
     outs = {name: show(spatial(v.data)) for name, v in cv.outputs.items()}
     errs = {name: np.abs(img - hr2) for name, img in outs.items()}

@@ -31,6 +31,8 @@ from mrisr.report.figures import (
     _oriented,
     display_name,
     display_orientation,
+    frame_picker,
+    grey_window,
 )
 from mrisr.report.page import esc, png_data_uri
 
@@ -151,18 +153,11 @@ def case_slider(cv: CaseVolumes, *, max_slices: int = MAX_SLICES, max_side: int 
     ref_vol = cv.reference
     nsp = len(ref_vol.spatial_shape)
     ref = np.asarray(ref_vol.data, dtype=np.float64)
-    frame = ref.shape[-1] // 2 if ref.ndim > nsp else None
-
-    def spatial(a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a)
-        return a[..., frame] if frame is not None and a.ndim > nsp else a
-
+    frame, spatial = frame_picker(ref, nsp)
     ref3 = spatial(ref)
     if nsp == 2:  # one "slice": the image itself, as a 3D volume of one slice along axis 2
         ref3 = ref3[:, :, None]
-    lo, hi = (float(v) for v in np.percentile(ref, WINDOW_PERCENTILES))
-    if hi <= lo:
-        lo, hi = float(ref.min()), float(ref.max()) if ref.max() > ref.min() else lo + 1.0
+    lo, hi = grey_window(ref)
 
     def as3(a: np.ndarray) -> np.ndarray:
         a = spatial(a).astype(np.float64)
