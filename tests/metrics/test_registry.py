@@ -86,7 +86,7 @@ def test_new_metric_reaches_tables_files_and_report(mae, case_file, tmp_path, ca
     head = next(ln for ln in table.splitlines() if ln.startswith("| degradation"))
     assert head.rstrip(" |").endswith("| NRMSE | MAE (a.u.)")
     rows = list(csv.DictReader((out / "per_case.csv").open()))
-    assert list(rows[0])[4:9] == ["psnr", "ssim", "ssim3d", "nrmse", "mae"]
+    assert list(rows[0])[5:10] == ["psnr", "ssim", "ssim3d", "nrmse", "mae"]  # after case keys and region
     assert float(rows[1]["mae"]) < float(rows[0]["mae"])  # bicubic closer than nearest
     summary = json.loads((out / "summary.json").read_text())["results"]
     assert [e["mae"]["mean"] for e in summary] == pytest.approx([float(r["mae"]) for r in rows])

@@ -106,7 +106,7 @@ def summary_tables(summary: Sequence[Mapping[str, Any]]) -> str:
                "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
         for e in entries:
             region, n1 = region_of(e), e["n"] == 1
-            flag = " <span class='n1'>(n = 1)</span>" if n1 else ""
+            flag = "<span class='n1'> (n = 1)</span>" if n1 else ""
             kind = "baseline" if is_baseline(e["method"]) else "model" if deg else "test"
             label = f" <span class='muted'>({kind})</span>" if deg else ""  # pair mode: no baseline/model kind
             cells = [f"<td>{_e(e['method'])}{label}</td>"]
