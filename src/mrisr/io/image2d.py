@@ -88,10 +88,33 @@ def read_image2d(path: str | Path) -> Volume:
     return vol
 
 
+def _check_npy_header(path: Path) -> None:
+    """Refuse, from the ``.npy`` header alone, Python objects (a pickle: never loaded) and data shorter than
+    the header's shape needs; headers numpy cannot parse are left to :func:`numpy.load` to report."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            major, _ = fmt.read_magic(fh)
+            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(fh, max_header_size=10_000)
+            offset = fh.tell()
+    except (OSError, ValueError):
+        return
+    if dtype.hasobject:
+        raise InputError(f"{path}: the array holds Python objects (dtype {dtype}, stored as a pickle); mrisr never "
+                         "unpickles: save a numeric array instead")
+    check_voxel_count(shape, path)
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = path.stat().st_size
+    if have < need:
+        raise InputError(f"cannot read {path} (truncated?): its header needs {need} bytes, the file holds {have}")
+
+
 @holding_warnings
 def read_npy(path: str | Path) -> Volume:
     """Read a 2D/3D/4D ``.npy`` array (no pickles). Geometry: 1 mm isotropic identity affine."""
     path = Path(path)
+    _check_npy_header(path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

@@ -90,7 +90,7 @@ def read_mgh(path: str | Path) -> Volume:
         raise InputError(f"cannot read MGH {path}: {one_line(exc)}") from None
     shape = tuple(int(s) for s in img.shape)
     check_voxel_count(shape, path)
-    _check_gzip_stream(path, 284 + math.prod(shape) * img.get_data_dtype().itemsize, path)
+    _check_data_length(path, 284 + math.prod(shape) * img.get_data_dtype().itemsize, path)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) > 4:
@@ -122,7 +122,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
     check_voxel_count(shape, path)
     data_file = Path(image_file) if image_file else path
     expected = int(img.header.get_data_offset()) + math.prod(shape) * img.get_data_dtype().itemsize
-    _check_gzip_stream(data_file, expected, path)
+    _check_data_length(data_file, expected, path)
     if len(shape) > 4:
         # Trailing singleton dimensions (e.g. X, Y, Z, 1, 1) are squeezed; real 5D data is refused.
         while len(shape) > 4 and shape[-1] == 1:
@@ -211,12 +211,13 @@ def _checked_affine(affine: Any, path: Path, what: str) -> np.ndarray:
 GZIP_SLACK_BYTES = 16 * 2**20
 
 
-def _check_gzip_stream(data_file: Path, expected: int, path: Path) -> None:
-    """Read a gzip stream to its end through Python's checked decompressor, without keeping it.
+def _check_data_length(data_file: Path, expected: int, path: Path) -> None:
+    """Refuse a file that holds fewer bytes than its header claims, before nibabel allocates the array.
 
-    nibabel reads only the bytes the header needs, so it never reaches the gzip trailer: a corrupt stream
-    or a wrong CRC would go unnoticed, and a stream shorter than the header claims would first allocate
-    the whole array. Reading to the end checks every member's CRC-32 and length.
+    An uncompressed file is measured; a gzip stream is read to its end through Python's checked
+    decompressor, without keeping it. nibabel reads only the bytes the header needs, so it never reaches
+    the gzip trailer: a corrupt stream or a wrong CRC would go unnoticed, and a file shorter than the header
+    claims would first allocate the whole array. Reading to the end checks every member's CRC-32 and length.
 
     Args:
         data_file: the file holding the voxels (``path`` itself, or the ``.img.gz`` of a pair).
@@ -230,6 +231,10 @@ def _check_gzip_stream(data_file: Path, expected: int, path: Path) -> None:
     try:
         with open(data_file, "rb") as fh:
             if fh.read(2) != b"\x1f\x8b":
+                size = data_file.stat().st_size
+                if size < expected:
+                    raise InputError(f"cannot read voxels of {path} (truncated file?): the header claims "
+                                     f"{expected} bytes, the file holds {size}")
                 return
     except OSError:
         return  # unreadable: nibabel reports it
