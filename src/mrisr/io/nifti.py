@@ -140,7 +140,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
     zooms = img.header.get_zooms()
     meta: dict[str, object] = {"format": "nifti", "source": str(path), "modality": "MR"}
     if data.ndim == 4 and len(zooms) >= 4:
-        unit = img.header.get_xyzt_units()[1]
+        unit = _units(img.header, path)[1]
         scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
         meta["time_spacing"] = float(zooms[3]) * scale
     descrip = img.header.get("descrip")
@@ -149,7 +149,7 @@ def _volume_from(img: Any, path: Path) -> Volume:
         if text:
             meta["series_description"] = text
     affine = _checked_affine(img.affine, path, "its sform/qform")
-    space_unit = img.header.get_xyzt_units()[0]
+    space_unit = _units(img.header, path)[0]
     to_mm = {"meter": 1000.0, "micron": 1e-3}.get(space_unit, 1.0)
     if to_mm != 1.0:
         # mrisr's world is in mm; the header's spatial unit says what its affine is in
@@ -195,6 +195,22 @@ def _check_stored_header(header_file: Path, path: Path) -> None:
         if not all(math.isfinite(q) for q in quat):
             raise InputError(f"{path}: the qform (quaternion or offset) is NaN or infinite; its orientation is "
                              "unknown (mrisr does not invent one)")
+
+
+def _units(header: Any, path: Path) -> tuple[str, str]:
+    """``(space unit, time unit)`` labels of ``xyzt_units`` (nibabel raises KeyError on codes it does not know).
+
+    Raises:
+        InputError: a spatial code that is no NIfTI unit (the affine's scale would be unknown); an unknown
+            time code reads as "unknown".
+    """
+    code = int(header["xyzt_units"])
+    labels = nib.nifti1.unit_codes.label
+    space, time = code % 8, code - code % 8
+    if space not in labels:
+        raise InputError(f"{path}: xyzt_units {code} names no spatial unit (NIfTI codes 0-3: unknown, m, mm, "
+                         "micron), so the voxel size is unknown")
+    return str(labels[space]), str(labels.get(time, "unknown"))
 
 
 def _checked_affine(affine: Any, path: Path, what: str) -> np.ndarray:

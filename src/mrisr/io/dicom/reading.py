@@ -190,7 +190,11 @@ def check_image_header(ds: Dataset, path: Path | str) -> tuple[int, int, int]:
     rows, cols, frames = check_header_sizes(ds, path)
     if "PixelData" in ds:
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        compressed = bool(tsyntax is not None and getattr(tsyntax, "is_compressed", False))
+        try:
+            compressed = bool(tsyntax is not None and getattr(tsyntax, "is_compressed", False))
+        except ValueError:  # pydicom: "UID is not a transfer syntax"
+            raise InputError(f"{path}: TransferSyntaxUID {one_line(str(tsyntax), limit=80)} is not a transfer "
+                             "syntax") from None
         if not compressed:
             bits = int_value(ds, "BitsAllocated", 16, path)
             expected = math.ceil(rows * cols * frames * bits / 8)
@@ -274,7 +278,7 @@ def stated_values(value: Any, n: int, keyword: str, where: Path | str) -> np.nda
     arr = float_values(value, n)
     if arr is None:
         text = (value.decode("latin-1") if isinstance(value, bytes) else value if isinstance(value, str)
-                else "\\".join(str(v) for v in value))
+                else "\\".join(str(v) for v in value) if isinstance(value, Sequence) else str(value))
         shown = one_line(text, limit=80)
         raise InputError(f"{where}: {keyword} '{shown}' is not {n} finite numbers; mrisr does not invent "
                          "a geometry")
