@@ -54,6 +54,11 @@ def test_2d_labels_work(labels: np.ndarray):
     assert img.shape == labels.shape[:2] and np.isfinite(img).all()
 
 
+def test_all_background_labels_give_a_finite_image_even_inverted():
+    img = synth_volume(np.zeros((12, 10, 6), dtype=np.int32), np.random.default_rng(0), inversion=1.0)
+    assert img.shape == (12, 10, 6) and np.isfinite(img).all()
+
+
 def test_intensities_differ_across_seeds(labels: np.ndarray):
     means = [_means(synth_volume(labels, np.random.default_rng(s), **PLAIN), labels) for s in range(4)]
     orders = {tuple(np.argsort(m)) for m in means}

@@ -243,23 +243,24 @@ def render_synth(labels: np.ndarray, params: SynthParams, spacing: Sequence[floa
     if labels.ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
     rng = np.random.default_rng(params.field_seed)
-    warped = deform_labels(labels, params, rng, spacing)
-    index = np.searchsorted(np.asarray(params.labels), warped)
-    if np.any(index >= len(params.labels)) or np.any(np.asarray(params.labels)[np.minimum(index, len(params.labels) - 1)] != warped):
+    drawn_for = np.asarray(params.labels)
+    if not np.isin(labels, drawn_for).all():
         raise ValueError("labels hold values the parameters were not drawn for")
+    warped = deform_labels(labels, params, rng, spacing)
+    index = np.searchsorted(drawn_for, warped)
     texture = ndimage.gaussian_filter(rng.standard_normal(labels.shape).astype(np.float32), 1.0)
     texture /= max(float(texture.std()), 1e-12)
     img = np.asarray(params.means, dtype=np.float32)[index] + np.asarray(params.stds, dtype=np.float32)[index] * texture
     if any(s > 0 for s in params.blur_sigma):
         img = ndimage.gaussian_filter(img, params.blur_sigma, mode="nearest")
     img = _unit(img) ** np.float32(params.gamma)
-    if params.inverted:
-        fg = warped != 0
+    fg = warped != 0
+    if params.inverted and fg.any():
         lo, hi = float(img[fg].min()), float(img[fg].max())
         img = np.where(fg, lo + hi - img, img)
     img = _unit(img * np.exp(smooth_field(rng, labels.shape, params.bias_grid, params.bias)))
     if params.snr is not None:
-        img = rician(img, snr_sigma(img, params.snr, warped != 0), rng)
+        img = rician(img, snr_sigma(img, params.snr, fg), rng)
     return img.astype(np.float32, copy=False)
 
 
