@@ -54,6 +54,8 @@ MAX_YAML_BYTES = 2**20
 #: and aliases (``losses: *gan_losses``) are fine, an alias bomb ("billion laughs") is refused before it
 #: is expanded.
 MAX_YAML_NODES = 100_000
+#: Deepest nesting of lists and mappings in a YAML document (a config nests about 6 levels).
+MAX_YAML_DEPTH = 64
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -65,11 +67,16 @@ def load_yaml(text: str, source: str) -> Any:
 
     Raises:
         ConfigError: ``"<source> is not valid YAML: ..."``; larger than :data:`MAX_YAML_BYTES`, aliases
-            expanding to more than :data:`MAX_YAML_NODES` nodes, a recursive alias, or nesting too deep.
+            expanding to more than :data:`MAX_YAML_NODES` nodes, a recursive alias, or nesting deeper than
+            :data:`MAX_YAML_DEPTH`.
     """
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"{source}: {len(text)} characters of YAML, more than the limit of {MAX_YAML_BYTES}")
-    loader = yaml.SafeLoader(text)
+    try:
+        _check_depth(text, source)
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -82,6 +89,19 @@ def load_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: YAML nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_YAML_DEPTH` from the parser's events (PyYAML's parser is a
+    state machine; its composer recurses per level and would take seconds to hit Python's recursion limit)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _check_expansion(root: yaml.Node, source: str) -> None:

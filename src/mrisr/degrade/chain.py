@@ -174,6 +174,8 @@ def _parse_obj(obj: Any) -> list[tuple[str, dict[str, Any]]]:
             return [(str(obj["method"]), {k: v for k, v in obj.items() if k != "method"})]
         if len(obj) == 1:
             (name, params), = obj.items()
+            if params is not None and not isinstance(params, Mapping):
+                raise ConfigError(f"degradation {name!r}: its parameters must be a mapping, got {params!r}")
             return [(str(name), dict(params or {}))]
         raise ConfigError(f"cannot read degradation {dict(obj)!r}: need 'method', 'steps' or {{name: params}}")
     if isinstance(obj, Sequence):

@@ -79,7 +79,7 @@ def parse_scale(key: str, raw: Any) -> int:
         v = float(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be an integer >= 1, got {raw!r}") from None
-    if v != int(v) or v < 1:
+    if not math.isfinite(v) or v != int(v) or v < 1:
         raise ConfigError(f"{key} must be an integer >= 1, got {raw!r}")
     return int(v)
 
@@ -92,10 +92,12 @@ def parse_axes(raw: Any, key: str = "axes") -> tuple[int, ...] | str | None:
         if raw.strip().lower() == "all":
             return "all"
         parts = [p for p in raw.replace(",", "+").replace(" ", "+").split("+") if p]
-    elif isinstance(raw, int):
+    elif isinstance(raw, int) and not isinstance(raw, bool):
         parts = [str(raw)]
-    else:
+    elif isinstance(raw, list | tuple):
         parts = [str(p) for p in raw]
+    else:
+        raise ConfigError(f"{key} must be spatial axes like 0+1 or 'all', got {raw!r}")
     try:
         axes = tuple(int(p) for p in parts)
     except ValueError:
