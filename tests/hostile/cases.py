@@ -464,6 +464,11 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
     return edit
 
 
+def _bad_value(name: str, old: str, new: str, key: str, *expect: str) -> Case:
+    """A training config whose text ``old`` became ``new``; the error must name ``key``."""
+    return Case(name, _config(_replace(old, new)), TRAIN, expect=expect, names=key)
+
+
 CONFIG_CASES = [
     Case("config_alias_bomb", _config(lambda base: base + alias_bomb()), TRAIN, expect=("alias",),
          subprocess=True),
@@ -471,24 +476,18 @@ CONFIG_CASES = [
          expect=("recursive",)),
     Case("config_not_yaml", _config(lambda base: base + "broken: [1, 2\n"), TRAIN, expect=("not valid YAML",)),
     Case("config_not_a_mapping", _config(lambda base: "- just\n- a list\n"), TRAIN, expect=("mapping",)),
-    Case("config_unknown_key", _config(_replace("  batch_size: 2", "  batch_size: 2\n  bach_size: 3")), TRAIN,
-         expect=("unknown key",), names="data.bach_size"),
-    Case("config_wrong_type", _config(_replace("batch_size: 2", "batch_size: two")), TRAIN,
-         expect=("expected an integer",), names="data.batch_size"),
-    Case("config_negative_learning_rate", _config(_replace("lr: 1.0e-3", "lr: -1.0e-3")), TRAIN,
-         expect=("positive",), names="optim.generator.optimizer.lr"),
-    Case("config_zero_batch_size", _config(_replace("batch_size: 2", "batch_size: 0")), TRAIN,
-         expect=("positive",), names="data.batch_size"),
-    Case("config_negative_batch_size", _config(_replace("batch_size: 2", "batch_size: -4")), TRAIN,
-         expect=("positive",), names="data.batch_size"),
-    Case("config_zero_patch_size", _config(_replace("patch_size: 16", "patch_size: 0")), TRAIN,
-         expect=("positive",), names="data.patch_size"),
-    Case("config_negative_patch_size", _config(_replace("patch_size: 16", "patch_size: -16")), TRAIN,
-         expect=("positive",), names="data.patch_size"),
-    Case("config_scale_larger_than_patch", _config(_replace("bicubic:scale=2", "bicubic:scale=1000")), TRAIN,
-         expect=("multiple of the scale",), names="data.patch_size"),
-    Case("config_scale_zero", _config(_replace("bicubic:scale=2", "bicubic:scale=0")), TRAIN,
-         expect=("scale",), names="bicubic.scale"),
+    _bad_value("config_unknown_key", "  batch_size: 2", "  batch_size: 2\n  bach_size: 3", "data.bach_size",
+               "unknown key"),
+    _bad_value("config_wrong_type", "batch_size: 2", "batch_size: two", "data.batch_size", "expected an integer"),
+    _bad_value("config_negative_learning_rate", "lr: 1.0e-3", "lr: -1.0e-3", "optim.generator.optimizer.lr",
+               "positive"),
+    _bad_value("config_zero_batch_size", "batch_size: 2", "batch_size: 0", "data.batch_size", "positive"),
+    _bad_value("config_negative_batch_size", "batch_size: 2", "batch_size: -4", "data.batch_size", "positive"),
+    _bad_value("config_zero_patch_size", "patch_size: 16", "patch_size: 0", "data.patch_size", "positive"),
+    _bad_value("config_negative_patch_size", "patch_size: 16", "patch_size: -16", "data.patch_size", "positive"),
+    _bad_value("config_scale_larger_than_patch", "bicubic:scale=2", "bicubic:scale=1000", "data.patch_size",
+               "multiple of the scale"),
+    _bad_value("config_scale_zero", "bicubic:scale=2", "bicubic:scale=0", "bicubic.scale", "scale"),
     Case("degrade_method_alias_bomb", _config(lambda _: "method: kspace\n" + alias_bomb(), "method.yaml"),
          DEGRADE_METHOD, expect=("alias",), subprocess=True),
     Case("degrade_method_unknown_step", _config(lambda _: "method: warp\nscale: 2\n", "method.yaml"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Loggers held while reading: mrisr's readers and the libraries that log (or attach handlers) themselves.
 HELD_LOGGERS = ("mrisr.io", "nibabel", "nibabel.global", "pydicom", "PIL")
+
+_HOLD_LOCK = threading.RLock()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,8 +49,16 @@ class _Collector(logging.Handler):
 def held_warnings() -> Iterator[None]:
     """Hold warnings and the :data:`HELD_LOGGERS`' records until the block ends; emit them only on success.
 
-    Nested blocks are fine: an inner block's records, emitted on success, are held by the outer one.
+    Nested blocks are fine: an inner block's records, emitted on success, are held by the outer one. Blocks
+    in different threads run one at a time (loggers' handlers and the warnings filters are process-wide).
     """
+    with _HOLD_LOCK:
+        with _holding():
+            yield
+
+
+@contextmanager
+def _holding() -> Iterator[None]:
     collector = _Collector()
     saved = []
     for name in HELD_LOGGERS:
