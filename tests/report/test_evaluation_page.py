@@ -113,3 +113,15 @@ def test_mrisr_report_of_an_evaluation_folder(masked_report: Path, capsys: pytes
     # one embedded strip per drawn case
     assert len(re.findall(r"<figure class='strip' data-figure='[^']+'><img src='data:image/png;base64,", text)) == 1
     assert main(["report", str(masked_report)]) == 1  # exists: needs --force
+
+
+def test_sliders_only_for_the_first_cases(tmp_path: Path):
+    hr = tmp_path / "hr"
+    for i in range(3):
+        write_volume(Volume(head_phantom((24, 20, 6), seed=i) * 300.0, np.eye(4)), hr / f"c{i}.nii.gz")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(hr), "--scale", "2", "--methods", "linear", "--out", str(out), "--quiet",
+                 "--report-sliders", "2"]) == 0
+    text = (out / "report.html").read_text()
+    assert text.count("<section class='case'") == 3 and text.count("<div class='sliders'>") == 2
+    assert text.split("<section class='case' id='002_c2_kspace_x2'>", 1)[1].count("<div class='slider'") == 0

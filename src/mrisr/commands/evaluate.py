@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "OUT/outputs/ (protocol mode, needs --out)")
     p.add_argument("--report-cases", type=int, default=12, metavar="N",
                    help="cases with figures in the report (default 12; the tables list every case)")
+    p.add_argument("--report-sliders", type=int, default=3, metavar="N",
+                   help="cases with slice sliders in the report (default 3; a few MB each)")
     p.add_argument("--quiet", action="store_true", help="no per-case progress lines")
     p.set_defaults(func=run, usage_error=p.error)
 
@@ -91,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
         figures = Path(args.out) / "figures"
         if not args.force and figures.is_dir() and any(figures.iterdir()):
             raise ConfigError(f"{figures} already holds files (use --force to overwrite)")
-        if args.report_cases < 0:
-            raise ConfigError("--report-cases must be >= 0")
+        if args.report_cases < 0 or getattr(args, "report_sliders", 3) < 0:
+            raise ConfigError("--report-cases and --report-sliders must be >= 0")
         collector = ReportCollector(figures, max_cases=args.report_cases, slice_axis=args.slice_axis,
-                                    gaussian=args.gaussian_ssim, force=args.force)
+                                    gaussian=args.gaussian_ssim, force=args.force,
+                                    sliders=getattr(args, "report_sliders", 3))
     saver = None
     if getattr(args, "save_outputs", False):
         from mrisr.evaluate.outputs import OutputSaver

@@ -395,11 +395,11 @@ class CaseEntry:
 class ReportCollector:
     """``on_case`` callback for :func:`mrisr.evaluate.protocol.evaluate_protocol` / ``evaluate_pairs``:
     draws the figure of each of the first ``max_cases`` cases into ``figures_dir`` while its volumes are
-    in memory (with its slice sliders unless ``sliders=False``) and keeps the facts (shapes, histories, rows)
-    of every case."""
+    in memory (with slice sliders for the first ``sliders`` of them: a few MB each) and keeps the facts
+    (shapes, histories, rows) of every case."""
 
     def __init__(self, figures_dir: str | Path, *, max_cases: int = 12, slice_axis: int = 2,
-                 gaussian: bool = False, force: bool = False, sliders: bool = True) -> None:
+                 gaussian: bool = False, force: bool = False, sliders: int = 3) -> None:
         self.figures_dir = Path(figures_dir)
         self.sliders = sliders
         self.max_cases = max_cases
@@ -441,7 +441,7 @@ class ReportCollector:
             entry.figure = case_figure(cv, self.figures_dir / name, slice_axis=self.slice_axis,
                                        gaussian=self.gaussian, force=self.force)
             self.written.append(entry.figure.path)
-            if self.sliders:
+            if sum(bool(e.slider) for e in self.entries) < self.sliders:
                 from mrisr.report.slider import case_slider
 
                 entry.slider = case_slider(cv)
