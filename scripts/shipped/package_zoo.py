@@ -1,6 +1,6 @@
 """Score a trained zoo run on held-out real scans and ship it: model file, JSON sidecar and model card.
 
-    python scripts/shipped/package_zoo.py kspace-x2 --run runs/zoo/kspace-x2 --data data/zoo [--force]
+    python scripts/shipped/package_zoo.py kspace-x2 --run runs/zoo/kspace-x2 --data data/training [--force]
 
 The held-out scans are the ``heldout`` sources of :mod:`mrisr.data.sources` (subjects and anatomies that
 never enter ``DATA/prepared``), cut by :func:`mrisr.data.heldout.write_heldout_cases` to central slabs of
@@ -34,7 +34,7 @@ MAGNITUDE_MR = {"modality": "MR", "image": "magnitude"}
 def score(cases_dir: Path, degradation: str, model: Path, out: Path) -> list[dict[str, str]]:
     cmd = [sys.executable, "-m", "mrisr", "evaluate", str(cases_dir), "--degradation", degradation,
            "--methods", ",".join([*BASELINES, str(model)]), "--mask", "auto", "--out", str(out), "--force",
-           "--quiet"]
+           "--quiet", "--no-report"]
     subprocess.run(cmd, check=True)
     with open(out / "per_case.csv") as fh:
         return [r for r in csv.DictReader(fh) if r.get("region", "whole") in ("whole", "")]
@@ -115,7 +115,8 @@ def main() -> None:
     sources = json.loads((args.data / "sources.json").read_text())
     train_sources = [f"{s['name']}: {s.get('description') or s.get('anatomy', '')} ({s.get('package', '')})"
                      for s in sources.get("sources", sources) if s.get("role") == "train"]
-    summary = json.loads((args.run / "summary.json").read_text())
+    summary_file = args.run / "summary.json"  # absent when a run was stopped early: its best checkpoint ships
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     spacings = sources.get("train_voxel_size_mm", [0.5, 2.0]) if isinstance(sources, dict) else [0.5, 2.0]
     dc = bool(getattr(model, "data_consistency", False))
     extra = {
@@ -131,7 +132,8 @@ def main() -> None:
                          "anatomy": "trained on brains (human average, macaque) and synthetic anatomy; "
                                     "tested on a held-out human brain, an abdomen and small real scans"},
         "training_data": {"sources": train_sources, "recipe": f"configs/zoo/{args.name}.yaml",
-                          "steps": summary.get("steps"), "budget": args.budget,
+                          "steps": summary.get("steps", meta.get("training_data", {}).get("step")),
+                          "budget": args.budget,
                           "build": f"scripts/data/build_training_set.py {args.data}"},
         "test_metrics": table,
     }

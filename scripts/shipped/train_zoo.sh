@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=.venv/bin
-DATA=${DATA:-data/zoo}
+DATA=${DATA:-data/training}
 JOBS=${JOBS:-2}
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(kspace-x2 fast-kspace-x2 kspace-x3 kspace-x4 bicubic-x2 block-x3)
