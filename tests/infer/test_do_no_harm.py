@@ -84,8 +84,24 @@ def test_use_warnings_name_each_difference():
     assert use_warnings({}, "CT", [9.0, 9.0]) == []  # an older file says nothing: no warning
 
 
-def test_upscale_warns_once_for_a_ct_scan(phantom3d, tmp_path, caplog):
+def test_the_voxel_check_is_on_the_output_grid(phantom3d, tmp_path, caplog):
+    # a 2 mm scan through a x2 model trained on 0.8-1.2 mm targets writes 1 mm voxels: no warning;
+    # a 4 mm scan would write 2 mm voxels: one warning naming them
     path = save_model_file(tmp_path / "mag.safetensors", _dc_net(), meta={"intended_use": USE})
+    for mm, expected in ((2.0, 0), (4.0, 1)):
+        vol = Volume(phantom3d.data, np.diag([mm, mm, 3.0, 1.0]), {})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mrisr"):
+            upscale_with_model(vol, str(path))
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(lines) == expected
+        if expected:
+            assert "output's voxels (2 x 2 mm)" in lines[0]
+
+
+def test_upscale_warns_once_for_a_ct_scan(phantom3d, tmp_path, caplog):
+    use = {**USE, "voxel_size_mm": [0.4, 0.6]}  # the phantom's 0.9 x 1.1 mm written at 0.45 x 0.55 mm: in range
+    path = save_model_file(tmp_path / "mag.safetensors", _dc_net(), meta={"intended_use": use})
     ct = Volume(phantom3d.data, phantom3d.affine, {**phantom3d.meta, "modality": "CT"})
     with caplog.at_level(logging.WARNING, logger="mrisr"):
         upscale_with_model(ct, str(path))

@@ -330,8 +330,8 @@ def upscale_with_model(
     if module.spatial_dims == 3 and nd != 3:
         raise InputError(f"a 3D network needs a 3D or 4D volume, got shape {volume.shape}")
     factors = scan_factors(module, nd, axis)
-    refined_mm = [float(volume.spacing[d]) for d, f in enumerate(factors) if f > 1]
-    for line in use_warnings(meta, volume.meta.get("modality"), refined_mm, Path(str(name)).name):
+    output_mm = [float(volume.spacing[d]) / f for d, f in enumerate(factors) if f > 1]
+    for line in use_warnings(meta, volume.meta.get("modality"), output_mm, Path(str(name)).name):
         log.warning("mrisr: warning: %s", line)
     out_shape = tuple(n * f for n, f in zip(volume.spatial_shape, factors, strict=True)) + volume.shape[nd:]
     check_voxel_count(out_shape, "the upscaled output")

@@ -7,12 +7,13 @@ A model file may record (all keys optional)::
         "image": "magnitude",              # magnitude images: outputs are never negative (see mrisr.infer)
         "contrasts": "T1w templates + synthetic contrasts from label maps",   # free text, for people
         "anatomy": "brain (human, macaque); synthetic",                        # free text, for people
-        "voxel_size_mm": [0.5, 2.0],       # in-plane voxel sizes seen in training, mm
+        "voxel_size_mm": [0.5, 2.0],       # high-resolution (output) voxel sizes seen in training, mm
         "degradation": "kspace:scale=2"    # what the low-resolution input is assumed to be
     }
 
 :func:`use_warnings` compares a scan with it and returns one line per mismatch (another modality, a voxel
-size outside the trained range); ``mrisr upscale`` prints them and goes on: the user decides. Files
+size outside the trained range: the voxels the model would write, input spacing / factor, compared with
+the training targets); ``mrisr upscale`` prints them and goes on: the user decides. Files
 without the entry (older models) give no warning.
 """
 
@@ -50,14 +51,15 @@ def intended_use(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     return use
 
 
-def use_warnings(meta: Mapping[str, Any] | None, modality: str | None, in_plane_mm: Sequence[float],
+def use_warnings(meta: Mapping[str, Any] | None, modality: str | None, output_mm: Sequence[float],
                  name: str = "the model") -> list[str]:
     """One line per way a scan differs from what the model was trained on.
 
     Args:
         meta: model metadata.
         modality: the scan's DICOM Modality (``None`` when unknown, e.g. NIfTI: no warning).
-        in_plane_mm: voxel sizes of the axes the model refines, mm.
+        output_mm: voxel sizes the output would have along the axes the model refines (input spacing /
+            factor), mm: what the training targets' ``voxel_size_mm`` describes.
         name: how to call the model in the lines.
     """
     use = intended_use(meta)
@@ -66,10 +68,10 @@ def use_warnings(meta: Mapping[str, Any] | None, modality: str | None, in_plane_
     if want and modality and str(modality).upper() != str(want).upper():
         out.append(f"the scan is {modality} but {name} was trained on {want} images; its output may be wrong")
     vs = use.get("voxel_size_mm")
-    if vs and in_plane_mm:
-        lo, hi = min(in_plane_mm), max(in_plane_mm)
+    if vs and output_mm:
+        lo, hi = min(output_mm), max(output_mm)
         if lo < vs[0] / SPACING_TOLERANCE or hi > vs[1] * SPACING_TOLERANCE:
-            sizes = " x ".join(f"{v:.3g}" for v in in_plane_mm)
-            out.append(f"the scan's voxels ({sizes} mm) are outside the {vs[0]:g}-{vs[1]:g} mm {name} was "
-                       "trained on; check it against the baselines (mrisr evaluate)")
+            sizes = " x ".join(f"{v:.3g}" for v in output_mm)
+            out.append(f"the output's voxels ({sizes} mm) are outside the {vs[0]:g}-{vs[1]:g} mm {name} was "
+                       "trained to produce; check it against the baselines (mrisr evaluate)")
     return out
