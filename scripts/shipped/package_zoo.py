@@ -119,6 +119,14 @@ def main() -> None:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     spacings = sources.get("train_voxel_size_mm", [0.5, 2.0]) if isinstance(sources, dict) else [0.5, 2.0]
     dc = bool(getattr(model, "data_consistency", False))
+    steps = summary.get("steps", meta.get("training_data", {}).get("step"))
+    recipe = f"configs/zoo/{args.name}.yaml"
+    start = (cfg.get("init") or {}).get("generator")
+    if start:  # stage 2 of scripts/shipped/train_zoo.sh: count the run it started from
+        first = Path(start) / "summary.json"
+        before = json.loads(first.read_text()).get("steps", 0) if first.is_file() else 0
+        recipe += f" ({before} steps), then {steps} more from its best EMA weights (scripts/shipped/train_zoo.sh)"
+        steps = before + (steps or 0)
     extra = {
         "description": cfg.get("description") or f"mrisr zoo model {args.name}: {cfg['model']['generator']['name']} "
         f"x{meta['scale']} for `{degradation}` (residual over {meta['args'].get('residual')}"
@@ -131,8 +139,8 @@ def main() -> None:
                                       "drawn from label maps",
                          "anatomy": "trained on brains (human average, macaque) and synthetic anatomy; "
                                     "tested on a held-out human brain, an abdomen and small real scans"},
-        "training_data": {"sources": train_sources, "recipe": f"configs/zoo/{args.name}.yaml",
-                          "steps": summary.get("steps", meta.get("training_data", {}).get("step")),
+        "training_data": {"sources": train_sources, "recipe": recipe,
+                          "steps": steps,
                           "budget": args.budget,
                           "build": f"scripts/data/build_training_set.py {args.data}"},
         "test_metrics": table,
