@@ -17,7 +17,6 @@ anatomies no model trained on), and the targets are checked:
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.data.heldout import write_heldout_cases
+from mrisr.evaluate.results import read_case_scores
 from mrisr.models.flops import flops_per_output_pixel
 from mrisr.models.modelfile import list_pretrained, read_model_metadata
 
@@ -34,16 +34,12 @@ ZOO = {"kspace-x2": "kspace:scale=2", "kspace-x3": "kspace:scale=3", "kspace-x4"
 
 
 def scores(cases: Path, name: str, degradation: str, out: Path) -> dict[str, dict[str, tuple[float, float]]]:
-    """case -> method -> (PSNR, SSIM) over the foreground."""
+    """case -> method -> (PSNR, SSIM) over the whole foreground mask."""
     subprocess.run([sys.executable, "-m", "mrisr", "evaluate", str(cases), "--degradation", degradation,
                     "--methods", f"bicubic,zerofill,{name}", "--mask", "auto", "--out", str(out / name),
                     "--force", "--quiet", "--no-report"], check=True, stdout=subprocess.DEVNULL)
-    per: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(out / name / "per_case.csv") as fh:
-        for r in csv.DictReader(fh):
-            if r.get("region", "whole") in ("whole", ""):
-                per.setdefault(r["case"], {})[r["method"]] = (float(r["psnr"]), float(r["ssim"]))
-    return per
+    return {case: {k: (v["psnr"], v["ssim"]) for k, v in methods.items()}
+            for case, methods in read_case_scores(out / name).items()}
 
 
 def flops(name: str) -> float:

@@ -13,7 +13,6 @@ the mean and the worst case go into the model file (``test_metrics``) and its ca
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 import yaml
 
 from mrisr.data.heldout import write_heldout_cases
+from mrisr.evaluate.results import read_case_scores
 from mrisr.io.atomic import atomic_write_text
 from mrisr.models.modelfile import load_model_file, pretrained_dir, save_model_file
 
@@ -31,21 +31,18 @@ BASELINES = ("bicubic", "zerofill")  # the baselines every zoo table shows
 MAGNITUDE_MR = {"modality": "MR", "image": "magnitude"}
 
 
-def score(cases_dir: Path, degradation: str, model: Path, out: Path) -> list[dict[str, str]]:
+def score(cases_dir: Path, degradation: str, model: Path, out: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``case -> method -> metric`` over the whole foreground mask; the model's method is called ``model``."""
     cmd = [sys.executable, "-m", "mrisr", "evaluate", str(cases_dir), "--degradation", degradation,
            "--methods", ",".join([*BASELINES, str(model)]), "--mask", "auto", "--out", str(out), "--force",
            "--quiet", "--no-report"]
     subprocess.run(cmd, check=True)
-    with open(out / "per_case.csv") as fh:
-        return [r for r in csv.DictReader(fh) if r.get("region", "whole") in ("whole", "")]
+    return {case: {("model" if k == str(model) else k): v for k, v in methods.items()}
+            for case, methods in read_case_scores(out).items()}
 
 
-def tabulate(rows: list[dict[str, str]], model: Path) -> dict[str, Any]:
+def tabulate(per: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
     """Per case: PSNR/SSIM of each method, the model's gain over each baseline; mean and worst case."""
-    per: dict[str, dict[str, dict[str, float]]] = {}
-    for r in rows:
-        method = "model" if r["method"] == str(model) else r["method"]
-        per.setdefault(r["case"], {})[method] = {"psnr": float(r["psnr"]), "ssim": float(r["ssim"])}
     cases = []
     for case, m in sorted(per.items()):
         row: dict[str, Any] = {"case": case, **{f"{k}.{q}": v[q] for k, v in m.items() for q in ("psnr", "ssim")}}
@@ -110,8 +107,7 @@ def main() -> None:
     degradation = cfg["data"]["degradation"]
     cases_dir = args.data / "heldout_eval"
     write_heldout_cases(cases_dir, args.slab)
-    rows = score(cases_dir, degradation, weights, args.run / "heldout_eval")
-    table = tabulate(rows, weights)
+    table = tabulate(score(cases_dir, degradation, weights, args.run / "heldout_eval"))
     sources = json.loads((args.data / "sources.json").read_text())
     train_sources = [f"{s['name']}: {s.get('description') or s.get('anatomy', '')} ({s.get('package', '')})"
                      for s in sources.get("sources", sources) if s.get("role") == "train"]

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from mrisr.errors import ConfigError
@@ -28,15 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _gains(per_case: Path, model: str) -> list[tuple[str, float, float, float, float]]:
+def _gains(folder: Path, model: str) -> list[tuple[str, float, float, float, float]]:
     """(case, zero-fill PSNR, model PSNR, zero-fill SSIM, model SSIM) over the whole mask, per case."""
-    per: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(per_case) as fh:
-        for r in csv.DictReader(fh):
-            if r.get("region", "whole") in ("whole", ""):
-                per.setdefault(r["case"], {})[r["method"]] = (float(r["psnr"]), float(r["ssim"]))
-    return [(c, m["zerofill"][0], m[model][0], m["zerofill"][1], m[model][1])
-            for c, m in sorted(per.items()) if "zerofill" in m and model in m]
+    from mrisr.evaluate.results import read_case_scores
+
+    return [(c, m["zerofill"]["psnr"], m[model]["psnr"], m["zerofill"]["ssim"], m[model]["ssim"])
+            for c, m in sorted(read_case_scores(folder).items()) if "zerofill" in m and model in m]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 "--report", "--quiet", *force])
     if code:
         return code
-    rows = _gains(out / "evaluation" / "per_case.csv", model)
+    rows = _gains(out / "evaluation", model)
     print(f"\n   per case, PSNR over the foreground: zero-fill -> {model} (gain); SSIM")
     for case, zf, m, zs, ms in rows:
         verdict = "gains" if m - zf > 0.05 else ("no gain" if m - zf > -0.2 else "LOSES")

@@ -34,6 +34,17 @@ def region_of(row: Mapping[str, Any]) -> str:
     return str(row.get("region") or "whole")
 
 
+def read_case_scores(folder: str | Path, region: str = "whole") -> dict[str, dict[str, dict[str, float]]]:
+    """``case -> method -> metric -> value`` from an evaluation folder's ``per_case.csv``, for one mask
+    region (empty metric cells are left out)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    with open(Path(folder) / "per_case.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if region_of(r) == region:
+                out.setdefault(r["case"], {})[r["method"]] = {m: float(r[m]) for m in METRICS if r.get(m)}
+    return out
+
+
 def summarise_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (degradation, scale, method, region), in first-seen order, with a summary per metric (None
     where no row has a value, e.g. 3D SSIM of 2D images) and the total of ``negative_voxels`` over the cases."""
