@@ -32,6 +32,8 @@ from torch import nn
 
 from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intensity_map
 from mrisr.errors import ConfigError, InputError
+from mrisr.infer.engine import run_slices
+from mrisr.infer.tiling import patch_starts, run_patches
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.memory import check_memory
 from mrisr.io.volume import Volume
@@ -151,69 +153,6 @@ def _slice_stacks(data: np.ndarray, axis: int) -> Iterator[tuple[tuple[int, ...]
     frames = [((), data)] if data.ndim == 3 else [((t,), data[..., t]) for t in range(data.shape[3])]
     for idx, vol in frames:
         yield idx, np.moveaxis(vol, axis, 0)
-
-
-def run_slices(model: nn.Module, stack: np.ndarray, batch_size: int, device: torch.device,
-               progress: Any = None) -> np.ndarray:
-    """Run a 2D network over a stack ``(S, a, b)`` of normalised slices -> ``(S, a * f, b * f)``."""
-    c = int(getattr(model, "in_channels", 1)) // 2
-    n = stack.shape[0]
-    fa, fb = getattr(model, "factors")  # noqa: B009
-    out = np.empty((n, stack.shape[1] * fa, stack.shape[2] * fb), dtype=np.float32)
-    src = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(start + batch_size, n))
-        # (B, C) neighbour indices, clamped at the ends of the stack
-        nb = (idx[:, None] + torch.arange(-c, c + 1)[None, :]).clamp(0, n - 1)
-        x = src[nb].to(device)
-        with torch.inference_mode():
-            y = model(x)
-        out[start:start + len(idx)] = y[:, 0].float().cpu().numpy()
-        if progress is not None:
-            progress.update(len(idx))
-    return out
-
-
-# ------------------------------------------------------------------------------------------- 3D patches
-def _starts(n: int, p: int, step: int) -> list[int]:
-    if n <= p:
-        return [0]
-    s = list(range(0, n - p, step))
-    return [*s, n - p]
-
-
-def run_patches(model: nn.Module, vol: np.ndarray, patch_size: int, overlap: int, batch_size: int,
-                device: torch.device, progress: Any = None) -> np.ndarray:
-    """Run a 3D network over a normalised ``(A, B, C)`` array in overlapping patches (central parts kept)."""
-    f = tuple(int(v) for v in getattr(model, "factors"))  # noqa: B009
-    p = [min(patch_size, n) for n in vol.shape]
-    if overlap < 0 or overlap >= min(p):
-        overlap = max(0, min(p) - 1) if overlap >= min(p) else 0
-    half = overlap // 2
-    grids = [_starts(n, pp, max(1, pp - overlap)) for n, pp in zip(vol.shape, p, strict=True)]
-    out_shape = tuple(n * k for n, k in zip(vol.shape, f, strict=True))
-    acc = np.zeros(out_shape, dtype=np.float32)
-    wsum = np.zeros(out_shape, dtype=np.float32)
-    src = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))
-    corners = [(a, b, c) for a in grids[0] for b in grids[1] for c in grids[2]]
-    for i in range(0, len(corners), batch_size):
-        chunk = corners[i:i + batch_size]
-        x = torch.stack([src[a:a + p[0], b:b + p[1], c:c + p[2]] for a, b, c in chunk])[:, None].to(device)
-        with torch.inference_mode():
-            y = model(x)[:, 0].float().cpu().numpy()
-        for (a, b, c), patch in zip(chunk, y, strict=True):
-            region = []
-            inner = []
-            for s, pp, n, k in zip((a, b, c), p, vol.shape, f, strict=True):
-                lo = half if s > 0 else 0
-                hi = half if s + pp < n else 0
-                region.append(slice((s + lo) * k, (s + pp - hi) * k))
-                inner.append(slice(lo * k, (pp - hi) * k))
-            acc[tuple(region)] += patch[tuple(inner)]
-            wsum[tuple(region)] += 1.0
-        if progress is not None:
-            progress.update(len(chunk))
-    return acc / np.maximum(wsum, 1.0)
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -358,7 +297,7 @@ def upscale_with_model(
         if progress:
             from tqdm import tqdm
 
-            per = math.prod(len(_starts(n, min(patch_size, n), max(1, min(patch_size, n) - overlap)))
+            per = math.prod(len(patch_starts(n, min(patch_size, n), max(1, min(patch_size, n) - overlap)))
                             for n in volume.spatial_shape)
             bar = tqdm(total=per * (frames[0] if frames else 1), unit="patch", desc="upscale")
         out = np.empty(out_shape, dtype=np.float32)
