@@ -70,6 +70,9 @@ class SRGenerator(nn.Module):
 
     #: Scales the architecture supports (checked by the contract tests and the registry).
     supported_scales: tuple[int, ...] = (1, 2, 3, 4)
+    #: Factor on the network's correction over its ``residual`` baseline (1: as trained). Inference sets it
+    #: per scan on a shallow copy (:mod:`mrisr.infer.calibrate`); it is not a parameter and is never saved.
+    residual_gain: float = 1.0
 
     def __init__(self, spatial_dims: int, scale: int, in_channels: int = 1, residual: str | None = None,
                  data_consistency: bool = False, geometry: str = "isotropic"):
@@ -115,6 +118,8 @@ class SRGenerator(nn.Module):
         self.check_input(x)
         y = self.reconstruct(x)
         if self.residual is not None:
+            if self.residual_gain != 1.0:
+                y = y * self.residual_gain
             y = y + baseline_upsample(self.centre(x), self.factors, self.residual)
         if self.data_consistency:
             y = apply_data_consistency(y, self.centre(x), self.factors)

@@ -1,0 +1,128 @@
+"""Per-scan calibration of what a residual network adds to its baseline: do no harm on unfamiliar scans.
+
+A residual generator returns ``baseline(x) + r(x)`` (then, for k-space models, the measured band put back).
+On a scan unlike its training data the correction ``r`` can be wrong, and then the output is worse than the
+baseline alone (zero-fill, bicubic). The scan cannot say what the missing frequencies are, but it can say
+how well the network predicts the frequencies it *does* have: degrade the (normalised) scan once more with
+the model's own degradation, run the network on that coarser copy, and compare its correction with what the
+scan actually holds beyond the baseline of the coarser copy. The least-squares gain
+
+    g = clip(<d, t> / <d, d>, 0, 1),   d = net(y') - baseline(y'),   t = y - baseline(y'),   y' = degrade(y)
+
+is how much of the correction helps at that scale (``g = 1``: all of it; ``g = 0``: none; the baseline is
+then returned). By construction ``|t - g d| <= |t|``: at the coarser scale the calibrated output is never
+further from the scan than the baseline. :func:`upscale_with_model` applies ``g`` at the real scale by
+scaling the network's correction (:func:`with_residual_gain`), which keeps data consistency exact: the
+measured band is returned as measured whatever ``g`` is. The assumption is that the network errs on this
+scan at the real scale much as it does one scale coarser (similar anatomy, contrast and noise).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Slices used for the calibration (evenly spaced over the scan's slices and frames).
+CALIBRATION_SLICES = 24
+#: Smallest coarse slice edge (pixels) worth calibrating on; smaller scans keep the full correction.
+MIN_COARSE_EDGE = 8
+
+
+def calibration_applies(module: nn.Module, meta: dict[str, Any]) -> str | None:
+    """Why the calibration cannot run for this model (``None`` when it can).
+
+    It needs a 2D generator with a residual baseline, a single input channel (no context slices) and the
+    degradation it was trained for (``meta["degradation"]``).
+    """
+    if getattr(module, "spatial_dims", None) != 2:
+        return "not a 2D network"
+    if getattr(module, "residual", None) is None:
+        return "no residual baseline"
+    if int(getattr(module, "in_channels", 1)) != 1:
+        return "uses context slices"
+    if not degradation_of(meta):
+        return "the model file does not record its degradation"
+    return None
+
+
+def degradation_of(meta: dict[str, Any]) -> str | None:
+    """The degradation spec a model was trained for: ``meta["degradation"]`` or ``intended_use.degradation``."""
+    spec = meta.get("degradation") or (meta.get("intended_use") or {}).get("degradation")
+    return str(spec) if spec else None
+
+
+def _sample(stacks: list[np.ndarray], k: int) -> np.ndarray:
+    """Up to ``k`` slices ``(k, a, b)`` evenly spaced over all stacks (each ``(S, a, b)``), skipping blank ones."""
+    flat = [(i, j) for i, s in enumerate(stacks) for j in range(s.shape[0])]
+    keep = [ij for ij in flat if float(np.ptp(stacks[ij[0]][ij[1]])) > 0]
+    if not keep:
+        return np.zeros((0, *stacks[0].shape[1:]), dtype=np.float32)
+    pick = np.unique(np.linspace(0, len(keep) - 1, min(k, len(keep))).round().astype(int))
+    return np.stack([stacks[keep[p][0]][keep[p][1]] for p in pick]).astype(np.float32)
+
+
+def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, Any],
+                  device: torch.device | str = "cpu", *, slices: int = CALIBRATION_SLICES,
+                  seed: int = 0) -> tuple[float, dict[str, Any]]:
+    """The calibrated gain ``g`` in [0, 1] of the module's correction for this scan, and a record of it.
+
+    Args:
+        module: a 2D residual generator (:func:`calibration_applies` is ``None``).
+        stacks: the scan's normalised slices, one ``(S, a, b)`` array per frame (model input units).
+        meta: the model file's metadata (its ``degradation`` spec is applied once more).
+        device: where the network runs.
+        slices: how many slices to use (evenly spaced; blank slices skipped).
+        seed: seed of any random part of the degradation (noise), so that the gain is reproducible.
+
+    Returns:
+        ``(gain, record)``; ``record`` holds the gain, the slices used and the coarse-scale error of the
+        baseline and of the calibrated output relative to it. ``gain`` is 1.0 (with the reason in the record)
+        when there is nothing to calibrate on: blank slices, slices too small for one more degradation, or a
+        network that adds nothing.
+    """
+    from mrisr.degrade.chain import build_degradation
+    from mrisr.models.base import baseline_upsample
+
+    why = calibration_applies(module, meta)
+    if why is not None:
+        return 1.0, {"gain": 1.0, "skipped": why}
+    degradation = build_degradation(str(degradation_of(meta)))
+    fa, fb = degradation.factors(2)
+    x = _sample(stacks, slices)
+    a, b = (x.shape[1] // fa) * fa, (x.shape[2] // fb) * fb
+    if x.shape[0] == 0 or a // fa < MIN_COARSE_EDGE or b // fb < MIN_COARSE_EDGE:
+        return 1.0, {"gain": 1.0, "skipped": "too few or too small slices to degrade once more"}
+    oa, ob = (x.shape[1] - a) // 2, (x.shape[2] - b) // 2
+    y = torch.from_numpy(np.ascontiguousarray(x[:, oa:oa + a, ob:ob + b]))[:, None]
+    coarse, _ = degradation.apply_tensor(y, np.random.default_rng(seed))
+    num = den = ref = 0.0
+    with torch.inference_mode():
+        for i in range(coarse.shape[0]):
+            c = coarse[i:i + 1].to(device)
+            base = baseline_upsample(c, [int(f) for f in getattr(module, "factors")], str(module.residual)).double()  # noqa: B009
+            d = (module(c).double() - base).cpu()
+            t = (y[i:i + 1].double() - base.cpu())
+            num += float((d * t).sum())
+            den += float((d * d).sum())
+            ref += float((t * t).sum())
+    if den <= 1e-12 * max(ref, 1e-30) or not math.isfinite(num / den):
+        return 1.0, {"gain": 1.0, "skipped": "the network adds nothing at the coarser scale"}
+    gain = float(min(1.0, max(0.0, num / den)))
+    err = ref - 2 * gain * num + gain * gain * den
+    return gain, {"gain": round(gain, 4), "slices": int(x.shape[0]), "coarse_degradation": degradation.spec,
+                  "coarse_error_vs_baseline": round(err / ref, 4) if ref > 0 else None}
+
+
+def with_residual_gain(module: nn.Module, gain: float) -> nn.Module:
+    """A shallow copy of ``module`` (same parameters) whose correction over its baseline is scaled by
+    ``gain``; ``module`` itself (which may be cached and shared) is left unchanged."""
+    if gain == 1.0:
+        return module
+    scaled = copy.copy(module)
+    setattr(scaled, "residual_gain", float(gain))  # noqa: B010  (a plain attribute, not a Module/Tensor)
+    return scaled
