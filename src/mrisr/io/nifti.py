@@ -274,8 +274,11 @@ def _check_data_length(data_file: Path, expected: int, path: Path) -> None:
                          f"{expected} its header needs (a decompression bomb?)")
 
 
-def write_nifti(volume: Volume, path: str | Path) -> None:
-    """Write ``volume`` as NIfTI-1 float32 with its affine as both sform and qform (code 1, scanner).
+def nifti_image(volume: Volume) -> Any:
+    """The ``nibabel.Nifti1Image`` :func:`write_nifti` saves: float32 voxels (``volume.data``, 2D as ``(X, Y, 1)``)
+    with the affine as both sform and qform (code 1, scanner), mm and seconds, the frame spacing of a 4D
+    volume and the series description. The streaming writer (:mod:`mrisr.io.stream`) takes its header from
+    here with a placeholder ``volume.data`` of the output's shape, so both write the same header bytes.
 
     A sheared affine (no quaternion form) is written as sform only (qform code 0).
     """
@@ -297,4 +300,12 @@ def write_nifti(volume: Volume, path: str | Path) -> None:
     desc = str(volume.meta.get("series_description", ""))[:79]
     if desc:
         img.header["descrip"] = desc.encode("latin-1", "replace")
-    nib.save(img, str(path))
+    return img
+
+
+def write_nifti(volume: Volume, path: str | Path) -> None:
+    """Write ``volume`` as NIfTI-1 float32 with its affine as both sform and qform (code 1, scanner).
+
+    A sheared affine (no quaternion form) is written as sform only (qform code 0).
+    """
+    nib.save(nifti_image(volume), str(path))

@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import datetime
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,39 @@ def series_suffix(meta: dict[str, Any]) -> str:
     return " [mrisr]"
 
 
-def _storage(data: np.ndarray, src: Dataset | None, src_rescale: Any) -> tuple[np.ndarray, float, float, int, int]:
+@dataclass(frozen=True)
+class VoxelRange:
+    """What the choice of integer storage needs to know of all the voxels of a series: their min and max
+    (input units) and whether every one is an integer."""
+
+    lo: float
+    hi: float
+    integral: bool
+
+    @classmethod
+    def of(cls, data: np.ndarray) -> VoxelRange:
+        return cls(float(data.min()), float(data.max()), bool(np.all(data == np.round(data))))
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """Integer storage of float voxels: ``stored = rint((value - intercept) / slope)`` as ``dtype``."""
+
+    slope: float
+    intercept: float
+    bits_stored: int
+    signed: int
+    dtype: Any
+    clip: bool = False
+
+    def store(self, data: np.ndarray) -> np.ndarray:
+        stored = np.rint((data.astype(np.float64) - self.intercept) / self.slope)
+        if self.clip:
+            stored = np.clip(stored, 0, 65535)
+        return stored.astype(self.dtype)
+
+
+def _storage(voxels: VoxelRange, src: Dataset | None, src_rescale: Any) -> _Storage:
     """Choose integer storage for float voxels.
 
     Order of preference:
@@ -137,10 +170,11 @@ def _storage(data: np.ndarray, src: Dataset | None, src_rescale: Any) -> tuple[n
       3. integer-valued data without a source: slope 1, intercept 0, uint16/int16;
       4. otherwise a new slope/intercept mapping [min, max] onto the full uint16 range (no clipping).
 
-    Returns:
-        ``(stored, slope, intercept, bits_stored, pixel_representation)`` with ``stored`` an integer array.
+    Whether all values fit is decided from ``voxels.lo`` and ``voxels.hi`` alone: the stored value is a
+    monotone function of the voxel value, so its extremes are those of the extremes (the same answer as
+    storing every voxel, without holding them all).
     """
-    lo, hi = float(data.min()), float(data.max())
+    lo, hi = voxels.lo, voxels.hi
     candidates: list[tuple[float, float, int, int]] = []  # slope, intercept, bits, signed
     if src is not None:
         slope, intercept = (1.0, 0.0)
@@ -156,10 +190,11 @@ def _storage(data: np.ndarray, src: Dataset | None, src_rescale: Any) -> tuple[n
             for b, s in options:
                 if (slope, intercept, b, s) not in candidates:
                     candidates.append((slope, intercept, b, s))
-    if np.all(data == np.round(data)):
+    if voxels.integral:
         candidates += [(1.0, 0.0, 16, 0), (1.0, 0.0, 16, 1)]
+    ends = np.array([lo, hi], dtype=np.float64)
     for slope, intercept, bits, signed in candidates:
-        stored = np.rint((data.astype(np.float64) - intercept) / slope)
+        stored = np.rint((ends - intercept) / slope)
         bits_stored = bits
         if src is not None and bits == int_value(src, "BitsAllocated", 16):
             bits_stored = min(bits, int_value(src, "BitsStored", bits))
@@ -167,10 +202,9 @@ def _storage(data: np.ndarray, src: Dataset | None, src_rescale: Any) -> tuple[n
             smin, smax = (-(2 ** (bs - 1)), 2 ** (bs - 1) - 1) if signed else (0, 2**bs - 1)
             if stored.min() >= smin and stored.max() <= smax:
                 dtype = {(8, 0): np.uint8, (8, 1): np.int8, (16, 0): np.uint16, (16, 1): np.int16}[(bits, signed)]
-                return stored.astype(dtype), slope, intercept, bs, signed
+                return _Storage(slope, intercept, bs, signed, dtype)
     slope = (hi - lo) / 65535.0 if hi > lo else 1.0
-    stored = np.clip(np.rint((data.astype(np.float64) - lo) / slope), 0, 65535)
-    return stored.astype(np.uint16), slope, lo, 16, 0
+    return _Storage(slope, lo, 16, 0, np.uint16, clip=True)
 
 
 def _source_header(meta: dict[str, Any]) -> Dataset | None:
@@ -214,6 +248,23 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
         OutputExistsError: ``folder`` exists and is not empty.
         InputError: NaN/Inf voxels or a sheared in-plane grid.
     """
+    volume.check_finite()
+    data = volume.data
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim == 3:
+        data = data[..., None]
+    write_dicom_frames(volume, folder, lambda k, t: data[:, :, k, t], VoxelRange.of(data))
+
+
+def write_dicom_frames(volume: Volume, folder: str | Path, plane: Callable[[int, int], np.ndarray],
+                       voxels: VoxelRange) -> None:
+    """:func:`write_dicom_series` with the voxels given one plane at a time: ``plane(k, t)`` returns
+    ``(X, Y)`` float32 voxels of slice ``k`` at time point ``t``, ``voxels`` their range over the whole
+    series; ``volume`` gives the shape, geometry and metadata only (its ``data`` may be a placeholder of the
+    output's shape, :func:`mrisr.io.stream.placeholder`). Used by the streaming writer
+    (:func:`mrisr.io.stream.write_slabs`), which reads each plane back from a scratch file.
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -222,20 +273,15 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise OutputExistsError(f"{folder} exists and is not an empty folder")
-    volume.check_finite()
-    data = volume.data
-    if data.ndim == 2:
-        data = data[:, :, None]
-    if data.ndim == 3:
-        data = data[..., None]
-    n_x, n_y, n_z, n_t = data.shape
+    n_x, n_y, n_z, n_t = (*volume.shape, 1, 1)[:4]
     iop, pixel_spacing, k_step, slice_spacing = grid_geometry(volume.affine)
     origin_lps = (LPS_TO_RAS @ volume.affine)[:3, 3]
     normal = slice_normal(iop)
 
     src = _source_header(volume.meta)
-    stored, slope, intercept, bits_stored, signed = _storage(data, src, volume.meta.get("rescale"))
-    bits_alloc = stored.dtype.itemsize * 8
+    storage = _storage(voxels, src, volume.meta.get("rescale"))
+    slope, intercept, bits_stored, signed = storage.slope, storage.intercept, storage.bits_stored, storage.signed
+    bits_alloc = np.dtype(storage.dtype).itemsize * 8
 
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
@@ -293,7 +339,7 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
         base.RescaleSlope = _ds(slope)
         base.RescaleIntercept = _ds(intercept)
         base.RescaleType = "US"
-    lo, hi = float(data.min()), float(data.max())
+    lo, hi = voxels.lo, voxels.hi
     base.WindowCenter = _ds((lo + hi) / 2)
     base.WindowWidth = _ds(max(hi - lo, 1e-3))
     if n_t > 1:
@@ -315,7 +361,8 @@ def write_dicom_series(volume: Volume, folder: str | Path) -> None:
                 ds.TemporalPositionIdentifier = t + 1
                 if time_spacing:
                     ds.TriggerTime = _ds(t * float(time_spacing) * 1000.0)
-            ds.PixelData = np.ascontiguousarray(stored[:, :, k, t].T).astype(stored.dtype.newbyteorder("<")).tobytes()
+            stored = storage.store(plane(k, t))
+            ds.PixelData = np.ascontiguousarray(stored.T).astype(stored.dtype.newbyteorder("<")).tobytes()
             fm = FileMetaDataset()
             fm.MediaStorageSOPClassUID = MRImageStorage
             fm.MediaStorageSOPInstanceUID = sop_uid
