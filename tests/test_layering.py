@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "infer": 2,
     "train": 2,
     "evaluate": 3,
+    "selfsr": 3,  # self-supervised through-plane SR: uses train-level code and infer.through_plane
     "report": 4,
     "commands": 5,
     "cli": 5,

@@ -27,7 +27,7 @@ from mrisr.errors import MrisrError
 #: Subcommand modules under ``mrisr.commands``, in the order ``mrisr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo", "info", "convert", "degrade", "upscale", "evaluate", "report", "compare", "models", "train", "prepare",
-    "make_example_data", "export",
+    "make_example_data", "selfsr", "export",
 )
 
 
