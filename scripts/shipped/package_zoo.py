@@ -1,6 +1,7 @@
 """Score a trained zoo run on held-out real scans and ship it: model file, JSON sidecar and model card.
 
     python scripts/shipped/package_zoo.py kspace-x2 --run runs/zoo/kspace-x2 --data data/training [--force]
+    python scripts/shipped/package_zoo.py kspace-x2 --rescore --data data/training --force   # shipped file, scored again
 
 The held-out scans are the ``heldout`` sources of :mod:`mrisr.data.sources` (subjects and anatomies that
 never enter ``DATA/prepared``), cut by :func:`mrisr.data.heldout.write_heldout_cases` to central slabs of
@@ -29,10 +30,22 @@ from mrisr.models.modelfile import load_model_file, pretrained_dir, save_model_f
 
 BASELINES = ("bicubic", "zerofill")  # the baselines every zoo table shows
 MAGNITUDE_MR = {"modality": "MR", "image": "magnitude"}
+#: What inference does with the correction (mrisr.infer.calibrate), said in every card.
+CALIBRATION = ("at inference the network's correction over its baseline is scaled per scan by the gain it earns "
+               "on that scan one degradation coarser (in [0, 1]; `mrisr.infer.calibrate`), so on a scan it does not "
+               "suit the output moves towards the baseline")
 
 
-def score(cases_dir: Path, degradation: str, model: Path, out: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``case -> method -> metric`` over the whole foreground mask; the model's method is called ``model``."""
+def score(cases_dir: Path, degradation: str, model: Path, out: Path,
+          reuse: bool = False) -> dict[str, dict[str, dict[str, float]]]:
+    """``case -> method -> metric`` over the whole foreground mask; the model's method is called ``model``.
+
+    ``reuse``: read ``out`` when it already holds an evaluation of ``model`` newer than the model file.
+    """
+    done = out / "per_case.csv"
+    if reuse and done.is_file() and done.stat().st_mtime > model.stat().st_mtime:
+        return {case: {(k if k in BASELINES else "model"): v for k, v in methods.items()}
+                for case, methods in read_case_scores(out).items()}
     cmd = [sys.executable, "-m", "mrisr", "evaluate", str(cases_dir), "--degradation", degradation,
            "--methods", ",".join([*BASELINES, str(model)]), "--mask", "auto", "--out", str(out), "--force",
            "--quiet", "--no-report"]
@@ -66,6 +79,7 @@ def card(name: str, meta: dict[str, Any], table: dict[str, Any]) -> str:
              f"- In-plane voxel sizes seen in training: {use.get('voxel_size_mm')} mm (a scan outside gets a warning).",
              f"- Contrasts: {use.get('contrasts', '?')}. Anatomy: {use.get('anatomy', '?')}.",
              f"- What it can change: {meta.get('can_change', '')}",
+             f"- Calibration: {CALIBRATION}; the held-out table below is with it, as `mrisr upscale` runs.",
              "", "## Training", "",
              f"- Recipe: `{meta['training_data'].get('recipe')}`, {meta['training_data'].get('steps')} steps; "
              f"budget: {meta['training_data'].get('budget')}.",
@@ -91,12 +105,19 @@ def card(name: str, meta: dict[str, Any], table: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
-    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--run", type=Path, help="the training run to ship (its best checkpoint)")
+    ap.add_argument("--rescore", action="store_true", help="score the shipped model file again (no --run)")
     ap.add_argument("--data", type=Path, required=True, help="the folder build_training_set.py wrote")
     ap.add_argument("--slab", type=int, default=8, help="slices per held-out slab (default 8)")
     ap.add_argument("--budget", default="", help="training budget to record, e.g. '14 min, 1 CPU thread'")
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse an evaluation already in the output folder when newer than the weights")
     args = ap.parse_args()
+    if args.rescore:
+        rescore(args.name, args.data, args.slab, args.force, args.reuse)
+        return
+    if args.run is None:
+        ap.error("--run is required (or --rescore)")
 
     cfg = yaml.safe_load((args.run / "config.yaml").read_text())
     best = args.run / "checkpoints" / "best"
@@ -107,7 +128,7 @@ def main() -> None:
     degradation = cfg["data"]["degradation"]
     cases_dir = args.data / "heldout_eval"
     write_heldout_cases(cases_dir, args.slab)
-    table = tabulate(score(cases_dir, degradation, weights, args.run / "heldout_eval"))
+    table = tabulate(score(cases_dir, degradation, weights, args.run / "heldout_eval", args.reuse))
     sources = json.loads((args.data / "sources.json").read_text())
     train_sources = [f"{s['name']}: {s.get('description') or s.get('anatomy', '')} ({s.get('package', '')})"
                      for s in sources.get("sources", sources) if s.get("role") == "train"]
@@ -148,6 +169,23 @@ def main() -> None:
     md = {**meta, **extra, "scale": meta["scale"], "geometry": meta.get("geometry")}
     atomic_write_text(pretrained_dir() / f"{args.name}.md", card(args.name, md, table), force=args.force)
     print(card(args.name, md, table))
+    print(f"wrote {path}")
+
+
+def rescore(name: str, data: Path, slab: int, force: bool, reuse: bool = False) -> None:
+    """Score the shipped ``name`` on the held-out cases again and rewrite its file and card (weights unchanged)."""
+    path = pretrained_dir() / f"{name}.safetensors"
+    model, meta = load_model_file(path)
+    cases_dir = data / "heldout_eval"
+    write_heldout_cases(cases_dir, slab)
+    table = tabulate(score(cases_dir, meta["degradation"], path, Path("runs") / "rescore" / name, reuse))
+    keep = ("normalisation", "degradation", "validation_metrics", "description", "can_change", "intended_use",
+            "training_data")
+    extra = {k: meta[k] for k in keep if k in meta}
+    save_model_file(path, model, meta={**extra, "test_metrics": table}, force=force)
+    md = {**meta, "test_metrics": table}
+    atomic_write_text(pretrained_dir() / f"{name}.md", card(name, md, table), force=force)
+    print(card(name, md, table))
     print(f"wrote {path}")
 
 
