@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mrisr.infer.engine import run_slices
-from mrisr.infer.tiling import blend_tiles, n_patches, patch_starts, run_patches, tile_window
+from mrisr.infer.tiling import blend_tiles, measure_reach, n_patches, patch_starts, run_patches, tile_window
 from mrisr.models.registry import build_model
 
 CPU = torch.device("cpu")
@@ -45,7 +45,7 @@ def test_blend_is_a_smooth_mix_of_neighbours_not_a_crop():
         return torch.full((t.shape[0], 1, *t.shape[2:]), float(len(calls)))
 
     x = torch.zeros(1, 1, 40, 8)
-    out = blend_tiles(fn, x, (1, 1), (24, 8), overlap=16)[0, 0, :, 0].numpy()
+    out = blend_tiles(fn, x, (1, 1), (24, 8), overlap=16, reach=[None, None])[0, 0, :, 0].numpy()
     assert len(calls) == 2  # starts 0 and 16
     assert out[0] == 1.0 and out[-1] == 2.0
     assert np.all(np.diff(out) >= 0)
@@ -77,6 +77,9 @@ def test_3d_tiled_equals_untiled(rng):
     assert n_patches(vol.shape, 32, 24) == 8
     np.testing.assert_allclose(tiled, whole, atol=1e-4)  # borders included (zero padding on both)
     # a small overlap (margin 1 < receptive field) is no longer exact in the seams but still close
+    # the zero margin is the measured reach (11 output voxels), so an overlap of 12 coarse voxels is enough
+    snug = run_patches(model, vol, patch_size=16, overlap=12, batch_size=8, device=CPU, engine="torch")
+    np.testing.assert_allclose(snug, whole, atol=1e-4)
     rough = run_patches(model, vol, patch_size=20, overlap=4, batch_size=4, device=CPU, engine="torch")
     assert 1e-4 < np.abs(rough - whole).max() < 0.5 * np.abs(whole).max()
 
@@ -115,6 +118,24 @@ def test_2d_tiling_of_the_shipped_default_model(rng):
         ref = model(torch.from_numpy(stack)[:, None])[:, 0].numpy()
     tiled = run_slices(model, stack, 2, CPU, engine="torch", tile=96, tile_overlap=64)
     np.testing.assert_allclose(tiled, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "args", "reach"), [
+    # 5 coarse 3x3x3 convs before the sub-pixel shuffle (x2), one after: 5 * 2 + 1
+    ("resnet3d", {"scale": 2, "channels": 4, "n_blocks": 1}, 11),
+    # 9x9 head (4) + 2 + 1 + 1 coarse 3x3, then a 9x9 tail on the fine grid: 8 * 2 + 4
+    ("srresnet", {"scale": 2, "channels": 8, "n_blocks": 1, "batch_norm": False}, 20),
+])
+def test_measure_reach_matches_the_architecture(rng, name, args, reach):
+    torch.manual_seed(0)
+    model = build_model(name, **args).eval()
+    dims = model.spatial_dims
+    x = torch.from_numpy(rng.random((1, 1, *([26] * dims)), dtype=np.float32))
+    with torch.no_grad():
+        got = measure_reach(model.reconstruct, x, model.factors, [25] * dims)
+    assert got == [reach] * dims
+    with torch.no_grad():  # a crop too small to see the whole reach
+        assert measure_reach(model.reconstruct, x, model.factors, [9] * dims) == [None] * dims
 
 
 def test_blend_tiles_checks_out_shape():

@@ -232,7 +232,7 @@ def run_slices(model: nn.Module, stack: np.ndarray, batch_size: int, device: tor
     Returns:
         ``(S, a * fa, b * fb)`` float32 (``out`` when given).
     """
-    from mrisr.infer.tiling import blend_tiles
+    from mrisr.infer.tiling import blend_tiles, measure_reach
 
     runner = NetworkRunner(model, device, engine=engine, threads=threads)
     c = int(getattr(model, "in_channels", 1)) // 2
@@ -247,6 +247,7 @@ def run_slices(model: nn.Module, stack: np.ndarray, batch_size: int, device: tor
     src = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
     bs = choose_batch(a * b, batch_size, device)
     cuda = device.type == "cuda"
+    reach: list[int | None] | None = None
     for start in range(0, n, bs):
         stop = min(start + bs, n)
         if c == 0:
@@ -258,7 +259,10 @@ def run_slices(model: nn.Module, stack: np.ndarray, batch_size: int, device: tor
         if cuda:  # pinned host memory, asynchronous copies (untested here: no GPU)
             x = _pinned(tuple(x.shape)).copy_(x).to(device, non_blocking=True)
         if max(a, b) > tile:
-            y = blend_tiles(runner.net, x, (fa, fb), (tile, tile), tile_overlap)
+            if reach is None:  # measured once per stack (mrisr.infer.tiling.measure_reach)
+                probe = [min(tile, a, 2 * tile_overlap + 1), min(tile, b, 2 * tile_overlap + 1)]
+                reach = measure_reach(runner.net, x, (fa, fb), probe)
+            y = blend_tiles(runner.net, x, (fa, fb), (tile, tile), tile_overlap, reach=reach)
         else:
             y = runner.net(x)
         y = runner.finish(y, x)

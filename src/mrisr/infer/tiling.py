@@ -7,16 +7,19 @@ of each axis ends at the border, so neighbours share at least ``overlap`` coarse
 is multiplied by a separable window (:func:`tile_window`) and accumulated; the sum of the windows is divided
 out at the end. Along an axis the window is
 
-* 0 over the first and last ``overlap // 4`` coarse voxels of a side that faces a neighbour tile (where the
-  tile's output is wrong: its network saw the tile's edge, not the image),
-* a raised-cosine (``sin^2``) ramp from 0 to 1 across the middle half of the overlap, so that the two
-  neighbours' windows add up to 1 there and the seam is smooth,
+* 0 over a margin at a side that faces a neighbour tile, where the tile's output is wrong (its network saw
+  the tile's edge, not the image): the network's *reach*, measured once per run (:func:`measure_reach`: how
+  far in output voxels a change of one input voxel travels), when the overlap holds twice that, else a
+  quarter of the overlap,
+* a raised-cosine (``sin^2``) ramp from 0 to 1 across the rest of the overlap, so that the two neighbours'
+  windows add up to 1 there and the seam is smooth,
 * 1 elsewhere, and 1 up to a side that lies on the image border (no down-weighting where no other tile
   covers the voxels).
 
-So for a translation-equivariant network (convolutions with zero padding) whose receptive field reaches at
-most ``overlap // 4`` coarse voxels, the blended output equals one forward pass over the whole image to float
-rounding, borders included; for networks that see further, the seams are cosine blends of two estimates.
+So for a translation-equivariant network (convolutions with zero padding) whose reach fits twice into the
+overlap, the blended output equals one forward pass over the whole image to float rounding, borders
+included (the overlap a crop of the tiles would need, and the ramp spans what is left of it); for networks
+that see further, the seams are cosine blends of two estimates over the middle half of the overlap.
 Because the window is separable and the tiles form a product grid, the sum of the windows is a product of
 one 1D sum per axis, so blending needs no weight volume: the only large array is the output accumulator.
 """
@@ -41,15 +44,26 @@ def patch_starts(n: int, p: int, step: int) -> list[int]:
     return [*s, n - p]
 
 
-def tile_window(p: int, factor: int, overlap: int, at_low_border: bool, at_high_border: bool) -> np.ndarray:
+def window_margin(overlap: int, factor: int, reach: int | None) -> int:
+    """Zero margin (output voxels) of a tile side facing a neighbour: ``reach`` (output voxels) when the
+    overlap (``overlap * factor`` output voxels) leaves a ramp of at least one voxel beyond twice it, else
+    (or without a measured reach) a quarter of the overlap."""
+    if reach is not None and 2 * reach < overlap * factor:
+        return max(0, int(reach))
+    return (overlap // 4) * factor
+
+
+def tile_window(p: int, factor: int, overlap: int, at_low_border: bool, at_high_border: bool,
+                reach: int | None = None) -> np.ndarray:
     """1D blending window of one tile on the output grid: length ``p * factor``, values in [0, 1], float32.
 
-    ``p`` and ``overlap`` are in coarse voxels; a side on the image border (``at_*_border``) is not tapered.
-    See the module docstring for the shape (zero margin of ``overlap // 4``, ``sin^2`` ramp, plateau of 1).
+    ``p`` and ``overlap`` are in coarse voxels, ``reach`` in output voxels (:func:`window_margin`); a side on
+    the image border (``at_*_border``) is not tapered. See the module docstring for the shape (zero margin,
+    ``sin^2`` ramp over the rest of the overlap, plateau of 1).
     """
     n = p * factor
     w = np.ones(n, dtype=np.float64)
-    margin = (overlap // 4) * factor
+    margin = window_margin(overlap, factor, reach)
     ramp = overlap * factor - 2 * margin
     if overlap > 0 and ramp > 0:
         # sin^2 over the ramp, sampled at voxel centres: w(i) + w(ramp - 1 - i) = 1
@@ -71,6 +85,37 @@ def tile_grid(shape: Sequence[int], tile: Sequence[int], overlap: int) -> list[l
     return grids
 
 
+def measure_reach(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factors: Sequence[int],
+                  size: Sequence[int]) -> list[int | None]:
+    """How far (output voxels, per spatial dim) the output of ``fn`` changes when one input voxel changes.
+
+    Two forward passes on a ``size`` crop of ``x`` (real data, so that activations are not all off), the
+    second with its centre voxel raised by 1 in every channel; the reach is the farthest changed output voxel
+    from the centre voxel's own output block. ``None`` for a dim where the change reaches the crop's edge
+    (the reach is at least that: too far to measure here).
+    """
+    crop = x[(slice(0, 1), slice(None), *(slice(0, int(s)) for s in size))].clone()
+    centre = [int(s) // 2 for s in size]
+    bumped = crop.clone()
+    at: tuple[Any, ...] = (slice(None), slice(None), *centre)
+    bumped[at] += 1.0
+    diff = (fn(bumped).float() - fn(crop).float()).abs()[0, 0]
+    changed = diff > 1e-5 * max(float(diff.max()), 1e-30)  # not float rounding of far voxels
+    reach: list[int | None] = []
+    for d, (c, k) in enumerate(zip(centre, factors, strict=True)):
+        other = tuple(i for i in range(changed.ndim) if i != d)
+        hit = torch.nonzero(changed.any(dim=other) if other else changed).flatten()
+        if hit.numel() == 0:
+            reach.append(0)
+            continue
+        lo, hi = int(hit.min()), int(hit.max())
+        if lo == 0 or hi == changed.shape[d] - 1:
+            reach.append(None)
+        else:
+            reach.append(max(c * k - lo, hi - ((c + 1) * k - 1), 0))
+    return reach
+
+
 def _check_overlap(tile: Sequence[int], overlap: int) -> int:
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
@@ -79,7 +124,7 @@ def _check_overlap(tile: Sequence[int], overlap: int) -> int:
 
 def blend_tiles(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factors: Sequence[int],
                 tile: Sequence[int], overlap: int, tiles_per_call: int = 1, out: torch.Tensor | None = None,
-                progress: Any = None) -> torch.Tensor:
+                progress: Any = None, reach: Sequence[int | None] | None = None) -> torch.Tensor:
     """Apply ``fn`` to overlapping tiles of ``x`` and blend the results (module docstring).
 
     Args:
@@ -92,6 +137,8 @@ def blend_tiles(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fac
             ``x`` already holds a batch of slices).
         out: optional ``(N, 1, *(S * factors))`` float32 accumulator to fill (e.g. a view of a NumPy array).
         progress: object with ``update(n)`` called with the tile positions done.
+        reach: the network's reach per spatial dim in output voxels (:func:`measure_reach`, which runs when
+            this is ``None`` and there is more than one tile).
 
     Returns:
         ``(N, 1, *(S * factors))`` float32 on ``x``'s device (``out`` when given). Memory: that array plus one
@@ -110,8 +157,13 @@ def blend_tiles(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fac
         if tuple(out.shape) != out_shape:
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {out_shape}")
         out.zero_()
-    windows = [{s: torch.from_numpy(tile_window(pp, k, overlap, s == 0, s + pp == n)).to(x.device)
-                for s in g} for g, pp, k, n in zip(grids, p, f, spatial, strict=True)]
+    if reach is None:
+        multi = any(len(g) > 1 for g in grids)
+        # a crop just large enough to tell whether the reach fits twice into the overlap
+        probe = [min(pp, 2 * overlap + 1) for pp in p]
+        reach = measure_reach(fn, x, f, probe) if multi and overlap > 0 else [None] * len(p)
+    windows = [{s: torch.from_numpy(tile_window(pp, k, overlap, s == 0, s + pp == n, r)).to(x.device)
+                for s in g} for g, pp, k, n, r in zip(grids, p, f, spatial, reach, strict=True)]
     corners = [tuple(c) for c in np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, len(grids)).tolist()]
     nd = len(spatial)
     for i in range(0, len(corners), max(1, tiles_per_call)):
