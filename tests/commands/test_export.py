@@ -48,3 +48,18 @@ def test_export_bad_input(tmp_path, capsys, model, output, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mrisr: error:") and message in err[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_upscale_engine_option(tmp_path, phantom3d, capsys):
+    from mrisr.io import read_volume, write_volume
+
+    src = write_volume(phantom3d.with_data(phantom3d.data[:, :, :2]), tmp_path / "in.nii.gz")
+    outs = {}
+    for engine in ("torch", "onnx"):
+        out = tmp_path / f"{engine}.nii.gz"
+        assert main(["upscale", str(src), str(out), "--model", "kspace-x2", "--engine", engine]) == 0
+        outs[engine] = read_volume(out).data
+    np.testing.assert_allclose(outs["onnx"], outs["torch"], atol=1e-4 * float(np.ptp(phantom3d.data)))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # argparse: not a choice
+        main(["upscale", str(src), str(tmp_path / "x.nii.gz"), "--model", "kspace-x2", "--engine", "tensorrt"])
