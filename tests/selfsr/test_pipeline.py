@@ -124,3 +124,44 @@ def test_dicom_slice_thickness_is_the_default(thick_volume: Volume) -> None:
     ds.SliceThickness = "3.5"
     vol = Volume(thick_volume.data, thick_volume.affine, meta={"dicom_headers": [ds] * thick_volume.shape[2]})
     assert acquisition_of(vol).thickness == 3.5
+
+
+def test_init_from_a_shipped_model_copies_its_body() -> None:
+    """--init kspace-x2 (a 2D x2 SRResNet): its scale-1 twin gets every tensor but the upsampler's."""
+    from mrisr.models.modelfile import load_model_file
+    from mrisr.selfsr.pipeline import initial_network
+
+    net, note = initial_network("kspace-x2", 0)
+    src, _ = load_model_file("kspace-x2")
+    shipped = src.state_dict()
+    mine = net.state_dict()
+    assert set(mine) == {k for k in shipped if not k.startswith("upsample.")}
+    for k in mine:
+        torch.testing.assert_close(mine[k], shipped[k])
+    assert f"{len(mine)} of {len(mine)} tensors" in note
+    assert net.scale == 1 and not net.data_consistency
+
+
+def test_residual_gain_shrinks_a_harmful_correction(thick_volume: Volume) -> None:
+    """A network whose correction is pure noise gets gain ~0 (back to cubic); the fitted gain is the least-squares
+    one on the validation patches (checked against a brute-force search)."""
+    from mrisr.data.normalise import fit_intensity_map
+    from mrisr.selfsr.fit import VALIDATION_PATCHES, fit_residual_gain
+    from mrisr.selfsr.pairs import PatchSampler, make_pairs
+    from mrisr.selfsr.pipeline import NORMALISATION, initial_network
+
+    acq = acquisition_of(thick_volume)
+    sets = make_pairs(fit_intensity_map(thick_volume.data, NORMALISATION).forward(thick_volume.data), acq, 24)
+    net, _ = initial_network(None, 0)
+    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    x, t = PatchSampler(sets, 24, VALIDATION_PATCHES, 0 + 1).next()
+    with torch.no_grad():
+        r = (net(x) - x).double()
+    e = (t - x).double()
+    grid = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    best = float(grid[torch.argmin(torch.stack([((e - g * r) ** 2).mean() for g in grid]))])
+    g, stats = fit_residual_gain(net, sets, 24, 0, CPU)
+    assert g is not None and abs(g - best) < 2e-3 and g < 0.2
+    assert stats["mse_scaled"] <= min(stats["mse_cubic"], stats["mse_network"]) + 1e-12
+    with torch.no_grad():  # the gain is baked into the network
+        torch.testing.assert_close((net(x) - x).double(), g * r, atol=1e-5, rtol=1e-4)

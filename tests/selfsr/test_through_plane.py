@@ -94,3 +94,16 @@ def test_magnitude_stays_nonnegative_and_errors() -> None:
         upscale_through_plane(vol, (identity_net(), {}), target_spacing=0.0)
     with pytest.raises(InputError, match="3D"):
         upscale_through_plane(Volume(np.zeros((5, 5), np.float32), np.eye(4)), (identity_net(), {}))
+
+
+def test_constant_slices_skip_the_network() -> None:
+    """Empty background slices keep their value; the others go through the network as before."""
+    rng = np.random.default_rng(4)
+    data = np.zeros((10, 9, 5), np.float32)
+    data[3:7, 2:7] = rng.random((4, 5, 5))
+    torch.manual_seed(0)
+    net = build_model("srresnet", scale=1, channels=4, n_blocks=1, batch_norm=False, residual="bicubic").eval()
+    got = through_plane_array(data, net, 2, (1.0, 1.0, 4.0), 20, torch.device("cpu"))
+    # the slices across axis 0 at 0..2 and across axis 1 at 0..1 are all zero: those lines stay exactly 0
+    assert np.all(got[:3, :2] == 0)
+    assert np.any(got[4, 4] != 0)

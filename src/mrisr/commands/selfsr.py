@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
         saved = save_network(args.save_model, module, meta, force=args.force)
         print(f"wrote {saved}")
     spacing = " x ".join(f"{s:.4g}" for s in out.spacing)
+    gain = "" if result.residual_gain is None else f", correction x {result.residual_gain:.2f}"
     how = (f"{result.steps} steps ({'stopped by the budget' if result.stopped_by == 'budget' else 'as asked'}, "
-           f"{result.seconds:.0f} s of training)")
+           f"{result.seconds:.0f} s of training{gain})")
     print(f"wrote {path}: selfsr, {how}; shape {vol.shape} -> {out.shape}, spacing {spacing} mm; "
           f"{time.monotonic() - start:.0f} s in all; reproduce with --steps {result.steps} --seed {args.seed}")
     return 0

@@ -78,6 +78,12 @@ def default_target(spacing: tuple[float, ...], axis: int) -> float:
     return min(float(s) for a, s in enumerate(spacing) if a != axis)
 
 
+def nonconstant_slices(block: np.ndarray) -> np.ndarray:
+    """``(s,)`` bool: which slices of ``block`` (``(s, ...)``) hold more than one value."""
+    flat = block.reshape(block.shape[0], -1)
+    return np.asarray(flat.max(axis=1) > flat.min(axis=1))
+
+
 def through_plane_array(data: np.ndarray, module: nn.Module, axis: int, spacing: tuple[float, ...], n_out: int,
                         device: torch.device, *, batch_size: int = 4, slab: int = 16, progress: Any = None) -> np.ndarray:
     """Super-resolve a normalised 3D array along ``axis`` onto ``n_out`` voxels (same field of view).
@@ -94,7 +100,9 @@ def through_plane_array(data: np.ndarray, module: nn.Module, axis: int, spacing:
         progress: a tqdm-like bar updated by the number of slices done (``X + Y + Z - n_z`` in all).
 
     Returns:
-        ``data``'s shape with ``n_out`` voxels along ``axis``, float32: the mean of the two orientations.
+        ``data``'s shape with ``n_out`` voxels along ``axis``, float32: the mean of the two orientations. A slice
+        holding one value (empty background) is not run through the network: its cubic interpolation is that
+        value, which it keeps.
     """
     if data.ndim != 3:
         raise ValueError(f"expected a 3D array, got shape {data.shape}")
@@ -114,7 +122,15 @@ def through_plane_array(data: np.ndarray, module: nn.Module, axis: int, spacing:
             t = torch.from_numpy(np.ascontiguousarray(block))
             t = resample_axis(t, 2, n_work, "cubic")
             stack = t.transpose(1, 2).contiguous().numpy()  # (s, Z_work, W): H = z
-            sr = torch.from_numpy(run_slices(module, stack, batch_size, device, progress)).transpose(1, 2)
+            busy = np.flatnonzero(nonconstant_slices(block))
+            if busy.size < stack.shape[0]:  # a constant slice (background) is its own answer: skip the network
+                if progress is not None:
+                    progress.update(stack.shape[0] - busy.size)
+                if busy.size:
+                    stack[busy] = run_slices(module, stack[busy], batch_size, device, progress)
+                sr = torch.from_numpy(stack).transpose(1, 2)
+            else:
+                sr = torch.from_numpy(run_slices(module, stack, batch_size, device, progress)).transpose(1, 2)
             if n_work != n_out:
                 sr = resample_axis(sr.contiguous(), 2, n_out, "cubic")
             res = 0.5 * sr.numpy()

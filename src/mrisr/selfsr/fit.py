@@ -51,16 +51,17 @@ class FitOptions:
     Attributes:
         steps: optimiser steps; ``None``: as many as ``deadline`` allows.
         patch: patch edge (fine voxels).
-        batch: patches per step.
-        lr: Adam learning rate (constant; the EMA smooths the end).
+        batch: patches per step (MNI 4 mm case: 8 x 48^2 at lr 2e-3 reached 29.07 dB in 600 steps, 16 x 48^2
+            at 1e-3 28.53 dB in 300 steps, about the same compute).
+        lr: Adam learning rate, constant (the EMA smooths the end); 4e-3 gave 29.40 dB in the same 600 steps.
         seed: seeds the patch sampler and nothing else (the network is initialised before).
         max_steps: a cap on budgeted runs.
     """
 
     steps: int | None = None
     patch: int = 48
-    batch: int = 16
-    lr: float = 1e-3
+    batch: int = 8
+    lr: float = 4e-3
     seed: int = 0
     max_steps: int = 200_000
 
@@ -71,17 +72,56 @@ class FitOptions:
             raise ConfigError("patch must be >= 8, batch >= 1 and lr > 0")
 
 
+#: Validation patches (drawn with ``seed + 1``) on which the residual gain is fitted.
+VALIDATION_PATCHES = 64
+
+
 @dataclass
 class FitResult:
     steps: int
     seconds: float
     stopped_by: str  # "steps" or "budget"
     losses: list[float] = field(default_factory=list)  # mean L1 per 50 steps
+    residual_gain: float | None = None  # the factor the learnt correction was scaled by (None: not applied)
+    validation: dict[str, float] = field(default_factory=dict)  # MSE of cubic and of the network, before/after
+
+
+@torch.no_grad()
+def fit_residual_gain(module: nn.Module, sets: Sequence[PairSet], patch: int, seed: int,
+                      device: torch.device) -> tuple[float | None, dict[str, float]]:
+    """Do no harm: scale the network's correction over its input by the gain ``g`` in [0, 1] that minimises the
+    squared error on :data:`VALIDATION_PATCHES` patches of ``sets`` drawn with another seed, in place.
+
+    The network's output is ``x + r(x)`` (a residual over the cubic interpolation ``x``); with ``g`` it becomes
+    ``x + g r(x)``, done by scaling its last convolution (``module.tail``, weights and bias), so the model
+    file holds it. ``g = clip(<r, t - x> / <r, r>, 0, 1)``: a correction that does not help on patches like the
+    training ones (a run stopped after a few steps) is shrunk towards cubic interpolation. Returns ``(g, the
+    patches' MSE of cubic, of the network before and after)``; ``g`` is ``None`` for a network without a
+    ``tail`` convolution (left as it is).
+    """
+    tail = getattr(module, "tail", None)
+    if not isinstance(tail, nn.Conv2d) or tail.bias is None:
+        return None, {}
+    sampler = PatchSampler(sets, patch, VALIDATION_PATCHES, seed + 1)
+    x, t = sampler.next()
+    x, t = x.to(device), t.to(device)
+    module.eval()
+    r = (module(x) - x).double()
+    e = (t - x).double()
+    rr = float((r * r).sum())
+    g = min(1.0, max(0.0, float((r * e).sum()) / rr)) if rr > 0 else 0.0
+    tail.weight.mul_(g)
+    tail.bias.mul_(g)
+    n = float(e.numel())
+    stats = {"mse_cubic": float((e * e).sum()) / n, "mse_network": float(((e - r) ** 2).sum()) / n,
+             "mse_scaled": float(((e - g * r) ** 2).sum()) / n}
+    return g, stats
 
 
 def fit(module: nn.Module, sets: Sequence[PairSet], opts: FitOptions, device: torch.device,
         deadline: Callable[[], float] | None = None, progress: bool = False) -> FitResult:
-    """Train ``module`` in place on patches of ``sets``; the EMA weights are copied into it at the end.
+    """Train ``module`` in place on patches of ``sets``; the EMA weights are copied into it at the end, and its
+    correction scaled by :func:`fit_residual_gain`.
 
     Args:
         module: 2D network ``(N, 1, P, P) -> (N, 1, P, P)``.
@@ -147,4 +187,5 @@ def fit(module: nn.Module, sets: Sequence[PairSet], opts: FitOptions, device: to
     if step:
         module.load_state_dict(ema.state)
     module.eval()
-    return FitResult(step, time.monotonic() - start, stopped_by, losses)
+    gain, stats = fit_residual_gain(module, sets, opts.patch, opts.seed, device)
+    return FitResult(step, time.monotonic() - start, stopped_by, losses, gain, stats)

@@ -27,6 +27,7 @@ from mrisr.infer.through_plane import (
     SELF_SUPERVISED_KEY,
     default_target,
     is_self_supervised,
+    nonconstant_slices,
     output_slices,
     upscale_through_plane,
 )
@@ -131,6 +132,7 @@ def network_metadata(acqs: Sequence[Acquisition], sets: Sequence[PairSet], sourc
             "steps": result.steps, "seconds": round(result.seconds, 1), "stopped_by": result.stopped_by,
             "seed": opts.seed, "patch": opts.patch, "batch": opts.batch, "lr": opts.lr,
             "init": init_note, "final_l1": result.losses[-1] if result.losses else None,
+            "residual_gain": result.residual_gain, "validation_mse": result.validation,
         },
         "intended_use": {"image": "magnitude",
                          "degradation": f"{a0.profile} slices {a0.thickness:g} mm thick, {a0.spacing:g} mm apart"},
@@ -140,17 +142,19 @@ def network_metadata(acqs: Sequence[Acquisition], sets: Sequence[PairSet], sourc
 
 # ------------------------------------------------------------------------------------------------ budget
 def inference_seconds(module: nn.Module, vol: Volume, acq: Acquisition, device: torch.device, batch_size: int) -> float:
-    """Measured seconds of the network on two working-grid slices, extrapolated to both orientations."""
+    """Measured seconds of the network on two working-grid slices, extrapolated to the slices of both
+    orientations that the network runs on (not the constant ones, :func:`nonconstant_slices`)."""
     shape = vol.spatial_shape
     total = 0.0
     for across, (a, d_a) in enumerate(acq.in_plane):
+        busy = int(nonconstant_slices(np.moveaxis(vol.data, a, 0)).sum())
         other = acq.in_plane[1 - across][0]
         n_work = output_slices(shape[acq.axis], acq.spacing, d_a)
         probe = np.zeros((min(2, shape[a]), n_work, shape[other]), dtype=np.float32)
         run_slices(module, probe, batch_size, device)  # warm-up (allocations)
         t0 = time.monotonic()
         run_slices(module, probe, batch_size, device)
-        total += (time.monotonic() - t0) / probe.shape[0] * shape[a]
+        total += (time.monotonic() - t0) / probe.shape[0] * busy
     return total
 
 
@@ -234,6 +238,7 @@ def selfsr_volume(vol: Volume, acq_opts: AcquisitionOptions, opts: FitOptions, d
     module, meta, result = train_self_supervised([(vol, source)], acq_opts, opts, device, init=init, budget=budget,
                                                  reserve=reserve, progress=progress)
     record = {"acquisition": acq.to_dict(), "steps": result.steps, "seed": opts.seed,
+              "residual_gain": result.residual_gain,
               "stopped_by": result.stopped_by, "train_seconds": round(result.seconds, 1)}
     if budget is not None:
         record["budget_min"] = budget.seconds / 60.0
