@@ -177,15 +177,15 @@ def main() -> None:
     print()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        from infer_memory import peak_rss_table  # type: ignore[import-not-found]
+        from infer_memory import format_table, peak_rss_table  # type: ignore[import-not-found]
     except ImportError:
         rss, wall = child_peak_rss(args.rss_slices, threads)
         print(f"peak RSS, mrisr upscale --scale 2 on 512 x 512 x {args.rss_slices} in a child process: "
               f"{rss:.0f} MiB ({wall:.0f} s; output alone {512 * 512 * 4 * args.rss_slices * 4 / 2**20:.0f} MiB "
               "float32)")
     else:
-        table = peak_rss_table()
-        print(table if isinstance(table, str) else "\n".join(map(str, table)))
+        print(f"peak RSS of mrisr upscale --model {name} --scale 2 in a child process (benchmarks/infer_memory.py):")
+        print(format_table(peak_rss_table((512, 512, args.rss_slices), 2, [name])))
 
 
 if __name__ == "__main__":
