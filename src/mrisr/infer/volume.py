@@ -5,7 +5,7 @@
   neighbours as extra input channels (edge slices repeated at the ends). The grid becomes finer in-plane
   only.
 * 3D networks run on overlapping patches (``patch_size`` coarse voxels, ``overlap`` voxels shared between
-  neighbours, only the central part of each patch kept). A network states its ``geometry``
+  neighbours, blended with a smooth window: :mod:`mrisr.infer.tiling`). A network states its ``geometry``
   (:mod:`mrisr.models.base`): isotropic networks refine all three axes, through-plane networks only
   ``axis`` (moved to their last tensor dim).
 
@@ -429,7 +429,8 @@ def prepare_upscale(
         batch_size: slices (2D) or patches (3D) per forward pass; 2D networks take fewer when ``batch_size``
             slices would need more than :data:`FORWARD_BYTES` (:func:`sample_bytes`).
         patch_size: 3D patch edge in coarse voxels.
-        overlap: coarse voxels shared by neighbouring 3D patches (half of it is discarded on each side).
+        overlap: coarse voxels shared by neighbouring 3D patches, over which they are blended
+            (:mod:`mrisr.infer.tiling`).
         calibrate: scale a 2D residual network's correction by the gain it earns on this scan one
             degradation coarser (:mod:`mrisr.infer.calibrate`; recorded in the history).
         in_memory: the caller keeps the whole output in memory (counted in the memory check); a streaming
