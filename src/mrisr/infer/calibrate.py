@@ -86,6 +86,7 @@ def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, A
         network that adds nothing.
     """
     from mrisr.degrade.chain import build_degradation
+    from mrisr.infer.engine import run_slices
     from mrisr.models.base import baseline_upsample
 
     why = calibration_applies(module, meta)
@@ -100,13 +101,15 @@ def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, A
     oa, ob = (x.shape[1] - a) // 2, (x.shape[2] - b) // 2
     y = torch.from_numpy(np.ascontiguousarray(x[:, oa:oa + a, ob:ob + b]))[:, None]
     coarse, _ = degradation.apply_tensor(y, np.random.default_rng(seed))
+    # the network through the same engine as the scan itself (channels-last, threads, batches)
+    net = run_slices(module, np.ascontiguousarray(coarse[:, 0].numpy()), 8, torch.device(device))
     num = den = ref = 0.0
     with torch.inference_mode():
         for i in range(coarse.shape[0]):
-            c = coarse[i:i + 1].to(device)
-            base = baseline_upsample(c, [int(f) for f in getattr(module, "factors")], str(module.residual)).double()  # noqa: B009
-            d = (module(c).double() - base).cpu()
-            t = (y[i:i + 1].double() - base.cpu())
+            base = baseline_upsample(coarse[i:i + 1], [int(f) for f in getattr(module, "factors")],  # noqa: B009
+                                     str(module.residual)).double()[0, 0]
+            d = torch.from_numpy(net[i]).double() - base
+            t = y[i, 0].double() - base
             num += float((d * t).sum())
             den += float((d * d).sum())
             ref += float((t * t).sum())
