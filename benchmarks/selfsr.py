@@ -18,6 +18,7 @@ KmeansTest_T1UCharRaw, Debian insighttoolkit5-examples) and draws cubic | selfsr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +95,17 @@ def memory_check(work: Path, threads: int) -> dict[str, float]:
             "peak_over_output": peak / out_bytes, "wall_s": time.monotonic() - t0}
 
 
+def reuse_or_run(record: Path, reuse: bool, run: Callable[[], tuple[int, float, str]]) -> tuple[int, float, str]:
+    """``run()`` and keep its (steps, wall s, stdout line) in ``record``; with ``reuse``, read them from there
+    (the selfsr output next to it is scored again, not recomputed)."""
+    if reuse and record.is_file():
+        r = json.loads(record.read_text())
+        return int(r["steps"]), float(r["wall_s"]), str(r["line"])
+    steps, wall, line = run()
+    record.write_text(json.dumps({"steps": steps, "wall_s": wall, "line": line}) + "\n")
+    return steps, wall, line
+
+
 def spline_cubic(lr: np.ndarray, n: int) -> np.ndarray:
     """scipy's cubic B-spline along axis 2 onto ``n`` voxels, same field of view (``grid_mode``)."""
     from scipy import ndimage
@@ -139,6 +152,8 @@ def main() -> None:
     ap.add_argument("--real", action="store_true", help="also run the real 2 x 2 x 3 mm scan (no ground truth)")
     ap.add_argument("--real-budget", type=float, default=3.0, help="minutes for the real scan (default 3)")
     ap.add_argument("--real-figure", default="docs/figures/selfsr_itk_t1_real.png")
+    ap.add_argument("--reuse", action="store_true", help="score the selfsr outputs of an earlier run in --out again "
+                    "(their run_*.json records) instead of running selfsr")
     ap.add_argument("--memory", action="store_true", help="only the memory check on a 512 x 512 x 60 scan")
     ap.add_argument("--out", default=None, help="folder for the volumes and results.json (default: a temp folder)")
     args = ap.parse_args()
@@ -146,10 +161,10 @@ def main() -> None:
     if args.memory:
         work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="selfsr-mem-"))
         work.mkdir(parents=True, exist_ok=True)
-        m = memory_check(work, args.threads)
-        print(f"512 x 512 x 60 at 0.45 x 0.45 x 4 mm -> 512 x 512 x 533: peak RSS {m['peak_rss_mb']:.0f} MB = "
-              f"{m['peak_over_output']:.2f} x the float32 output ({m['output_mb']:.0f} MB; input {m['input_mb']:.0f} MB), "
-              f"{m['wall_s']:.0f} s wall")
+        mem = memory_check(work, args.threads)
+        print(f"512 x 512 x 60 at 0.45 x 0.45 x 4 mm -> 512 x 512 x 533: peak RSS {mem['peak_rss_mb']:.0f} MB = "
+              f"{mem['peak_over_output']:.2f} x the float32 output ({mem['output_mb']:.0f} MB; input "
+              f"{mem['input_mb']:.0f} MB), {mem['wall_s']:.0f} s wall")
         return
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     bad = [n for n in names if n not in SETTINGS]
@@ -170,7 +185,8 @@ def main() -> None:
         lr_path = write_volume(lr, work / f"mni_{name}.nii.gz", force=True)
         out_path = work / f"mni_{name}_selfsr.nii.gz"
         load0 = os.getloadavg()[0]
-        steps, wall, line = run_selfsr(lr_path, out_path, args.budget, spacing - thickness, args.threads)
+        steps, wall, line = reuse_or_run(work / f"run_{name}.json", args.reuse, functools.partial(
+            run_selfsr, lr_path, out_path, args.budget, spacing - thickness, args.threads))
         sr = read_volume(out_path)
         affine_err = float(np.abs(sr.affine - truth.affine).max())
         assert sr.shape == truth.shape, (sr.shape, truth.shape)
@@ -222,7 +238,8 @@ def main() -> None:
     if args.real:
         real = read_volume(check_not_reserved(REAL_SCAN))
         out_path = work / "itk_t1_selfsr.nii.gz"
-        steps, wall, line = run_selfsr(REAL_SCAN, out_path, args.real_budget, 0.0, args.threads)
+        steps, wall, line = reuse_or_run(work / "run_real.json", args.reuse, functools.partial(
+            run_selfsr, REAL_SCAN, out_path, args.real_budget, 0.0, args.threads))
         sr = read_volume(out_path)
         cub = resample_axis(torch.from_numpy(real.data), 2, sr.shape[2], "cubic").numpy()
         print(f"real scan {REAL_SCAN.name} {real.shape} at {' x '.join(f'{s:g}' for s in real.spacing)} mm -> "

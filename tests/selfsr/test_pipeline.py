@@ -153,7 +153,9 @@ def test_residual_gain_shrinks_a_harmful_correction(thick_volume: Volume) -> Non
     acq = acquisition_of(thick_volume)
     sets = make_pairs(fit_intensity_map(thick_volume.data, NORMALISATION).forward(thick_volume.data), acq, 24)
     net, _ = initial_network(None, 0)
-    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    tail = net.tail
+    assert isinstance(tail, torch.nn.Conv2d)
+    torch.nn.init.normal_(tail.weight, std=0.05)
     x, t = PatchSampler(sets, 24, VALIDATION_PATCHES, 0 + 1).next()
     with torch.no_grad():
         r = (net(x) - x).double()
