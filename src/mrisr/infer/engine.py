@@ -46,6 +46,19 @@ TILE_OVERLAP = 64
 CPU_BATCH_PIXELS = 256 * 256
 
 
+def device_of(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` -> a torch device (CUDA checked to be there)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
+    return dev
+
+
 def onnxruntime_available() -> bool:
     """Whether ONNX Runtime can be imported (the ``mrisr[onnx]`` extra)."""
     try:

@@ -33,7 +33,7 @@ from mrisr.data.normalise import fit_intensity_map
 from mrisr.degrade.grid import resampled_volume
 from mrisr.degrade.resample import resample_axis
 from mrisr.errors import ConfigError, InputError
-from mrisr.infer.engine import run_slices
+from mrisr.infer.engine import device_of, run_slices
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.memory import check_memory, volume_job_bytes
 from mrisr.io.volume import Volume
@@ -51,19 +51,6 @@ def is_self_supervised(meta: Mapping[str, Any]) -> bool:
     ``mrisr train --self-supervised``)."""
     entry = meta.get(SELF_SUPERVISED_KEY)
     return isinstance(entry, Mapping) and entry.get("geometry") == GEOMETRY
-
-
-def device_of(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` -> a torch device (CUDA checked to be there)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
-    return dev
 
 
 def output_slices(n: int, spacing: float, target: float) -> int:

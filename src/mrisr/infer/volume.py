@@ -37,7 +37,7 @@ from torch import nn
 
 from mrisr.data.normalise import DEFAULT_NORMALISATION, IntensityMap, fit_intensity_map
 from mrisr.errors import ConfigError, InputError
-from mrisr.infer.engine import resolve_engine, run_slices
+from mrisr.infer.engine import device_of, resolve_engine, run_slices
 from mrisr.infer.tiling import patch_starts, run_patches
 from mrisr.io.limits import check_voxel_count
 from mrisr.io.memory import check_memory
@@ -140,18 +140,6 @@ def _resolve(model: ModelRef, device: torch.device) -> tuple[nn.Module, dict[str
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = load_model_file(path, device=device)
     return _CACHE[key]
-
-
-def _device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
-    return dev
 
 
 # ------------------------------------------------------------------------------------------- 2D slice-wise
@@ -447,7 +435,7 @@ def prepare_upscale(
         raise ConfigError(f"unknown inference option(s): {', '.join(sorted(opts))}")
     if batch_size < 1 or patch_size < 1 or overlap < 0:
         raise ConfigError("batch_size and patch_size must be >= 1 and overlap >= 0")
-    dev = _device(device)
+    dev = device_of(device)
     resolve_engine(engine, dev)  # an unknown engine or a missing ONNX Runtime fails before any work
     module: Any
     module, meta = _resolve(model, dev)
