@@ -123,7 +123,7 @@ def choose_batch(plane_pixels: int, batch_size: int, device: torch.device) -> in
 
 def _finisher(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., torch.Tensor] | None]:
     """``(network proper, finish)`` of a generator; a module that is no :class:`SRGenerator` is all network."""
-    from mrisr.models.base import SRGenerator, apply_data_consistency, baseline_upsample
+    from mrisr.models.base import SRGenerator
 
     if not isinstance(model, SRGenerator):
         return model, None
@@ -131,15 +131,7 @@ def _finisher(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
 
     def finish(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # SRGenerator.forward after reconstruct, in float32 on whole slices
-        y = y.float()
-        centre = gen.centre(x).float()
-        if gen.residual is not None:
-            if gen.residual_gain != 1.0:  # the per-scan calibration (mrisr.infer.calibrate)
-                y = y * gen.residual_gain
-            y = y + baseline_upsample(centre, gen.factors, gen.residual)
-        if gen.data_consistency:
-            y = apply_data_consistency(y, centre, gen.factors)
-        return y
+        return gen.finish(y.float(), x.float())
 
     return gen.reconstruct, finish
 

@@ -114,9 +114,10 @@ class SRGenerator(nn.Module):
         c = self.in_channels // 2
         return x[:, c:c + 1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        y = self.reconstruct(x)
+    def finish(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """What follows :meth:`reconstruct`: ``y`` (its output) times ``residual_gain`` plus the baseline
+        upsampling of ``x``'s centre channel, then data consistency with it (each when configured). Inference
+        engines that run the network proper elsewhere (ONNX Runtime, tiles) call this on whole slices."""
         if self.residual is not None:
             if self.residual_gain != 1.0:
                 y = y * self.residual_gain
@@ -124,6 +125,10 @@ class SRGenerator(nn.Module):
         if self.data_consistency:
             y = apply_data_consistency(y, self.centre(x), self.factors)
         return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.finish(self.reconstruct(x), x)
 
     def extra_repr(self) -> str:
         return (f"factors={self.factors}, geometry={self.geometry!r}, in_channels={self.in_channels}, "
