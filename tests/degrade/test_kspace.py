@@ -99,3 +99,16 @@ def test_bad_arguments():
         kspace_truncate(torch.rand(10), [1.5], [0])
     with pytest.raises(ValueError, match="expected"):
         data_consistency(torch.rand(8, 8), torch.rand(4, 8), [2, 2], [0, 1])
+
+
+def test_cached_factors_made_under_inference_mode_still_train():
+    """The per-size factors are cached: made first under inference_mode, they must serve autograd later."""
+    lr = torch.rand(2, 1, 14, 10, dtype=torch.float64)
+    with torch.inference_mode():
+        first = zerofill_upsample(lr, [3, 3], [2, 3])
+    x = lr.clone().requires_grad_(True)
+    out = zerofill_upsample(x, [3, 3], [2, 3])
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), first, atol=0, rtol=0)
+    # zero-filling keeps the mean, so d(sum)/dx is f*f everywhere
+    torch.testing.assert_close(x.grad, torch.full_like(lr, 9.0), atol=1e-9, rtol=0)

@@ -36,6 +36,7 @@ For real input without magnitude the result is real to rounding error.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,37 @@ def _phase(q: torch.Tensor, shift: float, big_n: int, dtype: torch.dtype) -> tor
     return torch.polar(torch.ones_like(ang), ang).to(dtype)
 
 
+@functools.lru_cache(maxsize=256)
+def _plan(n: int, f: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                          torch.Tensor, torch.Tensor | None]:
+    """The per-frequency factors of one ``n <-> n * f`` step, computed once per size, dtype and device.
+
+    Returns ``(trunc, trunc_plus, lift, lift_plus)``: the phase that moves the fine coefficient of each
+    coarse frequency (FFT order) onto the coarse grid, the one for the fine bin ``+n/2`` that also lands on
+    the coarse Nyquist bin (even ``n``; else ``None``), and the inverse factors for zero-filling (the coarse
+    Nyquist coefficient split in halves between the fine bins ``-n/2`` and ``+n/2``). They are made as normal
+    tensors even when first asked for under ``torch.inference_mode`` (the cache is shared with autograd).
+    """
+    with torch.inference_mode(False):
+        return _make_plan(n, f, dtype, device)
+
+
+def _make_plan(n: int, f: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                               torch.Tensor, torch.Tensor | None]:
+    big_n, shift = n * f, (f - 1) / 2.0
+    q = _coarse_freqs(n, device)
+    trunc = _phase(q, shift, big_n, dtype)
+    lift = 1.0 / trunc
+    trunc_plus = lift_plus = None
+    if n % 2 == 0:
+        plus = torch.tensor([n // 2], device=device)
+        trunc_plus = _phase(plus, shift, big_n, dtype)
+        lift = lift.clone()
+        lift[n // 2] = lift[n // 2] * 0.5
+        lift_plus = 0.5 / trunc_plus
+    return trunc, trunc_plus, lift, lift_plus
+
+
 def window_weights(n: int, window: str | None, device: torch.device | None = None) -> torch.Tensor:
     """Window over the ``n`` coarse frequencies (FFT order), float64, 1 at k = 0; all ones for ``None``."""
     q = _coarse_freqs(n, torch.device("cpu") if device is None else device).to(torch.float64)
@@ -117,19 +149,24 @@ def _complex_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _truncate_dim(spec: torch.Tensor, dim: int, f: int, window: str | None) -> torch.Tensor:
-    """Fine spectrum (unnormalised FFT along ``dim``) -> coarse spectrum, shifted onto the coarse grid."""
+    """Fine spectrum (unnormalised FFT along ``dim``) -> coarse spectrum, shifted onto the coarse grid.
+
+    The coarse frequencies are the first ``ceil(n/2)`` and the last ``floor(n/2)`` fine bins (FFT order),
+    taken as two slices; for even ``n`` the fine bin ``+n/2`` is added to the coarse Nyquist bin.
+    """
     big_n = spec.shape[dim]
     if big_n % f:
         raise ValueError(f"size {big_n} along dim {dim} is not divisible by factor {f}")
     n = big_n // f
-    shift = (f - 1) / 2.0
-    q = _coarse_freqs(n, spec.device)
-    coarse = spec.index_select(dim, q % big_n) * _shape_along(_phase(q, shift, big_n, spec.dtype), dim, spec.ndim)
-    if n % 2 == 0:
+    trunc, trunc_plus, _, _ = _plan(n, f, spec.dtype, spec.device)
+    h, m = (n + 1) // 2, n // 2  # non-negative and negative coarse frequencies
+    coarse = torch.cat([spec.narrow(dim, 0, h), spec.narrow(dim, big_n - m, m)], dim=dim)
+    coarse = coarse * _shape_along(trunc, dim, spec.ndim)
+    if trunc_plus is not None:
         # coarse Nyquist (q = -n/2, position n/2) also receives the fine bin +n/2
-        plus = torch.tensor([n // 2], device=spec.device)
-        extra = spec.index_select(dim, plus) * _phase(plus, shift, big_n, spec.dtype)
-        coarse = coarse.index_add(dim, plus, extra)
+        extra = spec.narrow(dim, n // 2, 1) * trunc_plus
+        coarse = torch.cat([coarse.narrow(dim, 0, h), coarse.narrow(dim, h, 1) + extra,
+                            coarse.narrow(dim, h + 1, m - 1)], dim=dim)
     if window is not None and window != "none":
         coarse = coarse * _shape_along(window_weights(n, window, spec.device).to(spec.dtype), dim, spec.ndim)
     return coarse
@@ -139,24 +176,16 @@ def _lift_dim(spec: torch.Tensor, dim: int, f: int) -> torch.Tensor:
     """Coarse spectrum along ``dim`` -> zero-filled fine spectrum (inverse of :func:`_truncate_dim`)."""
     n = spec.shape[dim]
     big_n = n * f
-    shift = (f - 1) / 2.0
-    q = _coarse_freqs(n, spec.device)
-    coef = 1.0 / _phase(q, shift, big_n, spec.dtype)
-    idx = q % big_n
-    vals = spec
-    if n % 2 == 0:
-        plus = torch.tensor([n // 2], device=spec.device)
-        coef = coef.clone()
-        coef[n // 2] = coef[n // 2] * 0.5
-        extra = spec.index_select(dim, plus) * (0.5 / _phase(plus, shift, big_n, spec.dtype))
-        vals = torch.cat([spec * _shape_along(coef, dim, spec.ndim), extra], dim=dim)
-        idx = torch.cat([idx, plus])
-    else:
-        vals = spec * _shape_along(coef, dim, spec.ndim)
+    _, _, lift, lift_plus = _plan(n, f, spec.dtype, spec.device)
+    h, m = (n + 1) // 2, n // 2
+    vals = spec * _shape_along(lift, dim, spec.ndim)
+    parts = [vals.narrow(dim, 0, h)]
+    if lift_plus is not None:  # the other half of the coarse Nyquist coefficient, at the fine bin +n/2
+        parts.append(spec.narrow(dim, h, 1) * lift_plus)
     shape = list(spec.shape)
-    shape[dim] = big_n
-    out = torch.zeros(shape, dtype=spec.dtype, device=spec.device)
-    return out.index_add(dim, idx, vals)
+    shape[dim] = big_n - h - m - len(parts) + 1
+    parts += [spec.new_zeros(shape), vals.narrow(dim, h, m)]
+    return torch.cat(parts, dim=dim)
 
 
 def kspace_truncate(
@@ -182,9 +211,12 @@ def kspace_truncate(
     pairs = _check(x, factors, dims)
     if not pairs:
         return x.abs() if magnitude else x
-    spec = x.to(_complex_dtype(x))
+    # one FFT over all the dims, then the (separable) truncation along each, then one inverse FFT
+    dims_ = [d for d, _ in pairs]
+    spec = torch.fft.fftn(x.to(_complex_dtype(x)), dim=dims_)
     for d, f in pairs:
-        spec = torch.fft.ifft(_truncate_dim(torch.fft.fft(spec, dim=d), d, f, window), dim=d) / f
+        spec = _truncate_dim(spec, d, f, window)
+    spec = torch.fft.ifftn(spec, dim=dims_) / math.prod(f for _, f in pairs)
     out = spec.abs() if magnitude else spec.real
     return out.to(x.dtype)
 
@@ -203,9 +235,11 @@ def zerofill_upsample(x: torch.Tensor, factors: Sequence[int], dims: Sequence[in
     pairs = _check(x, factors, dims)
     if not pairs:
         return x
-    spec = x.to(_complex_dtype(x))
+    dims_ = [d for d, _ in pairs]
+    spec = torch.fft.fftn(x.to(_complex_dtype(x)), dim=dims_)
     for d, f in pairs:
-        spec = torch.fft.ifft(_lift_dim(torch.fft.fft(spec, dim=d), d, f), dim=d) * f
+        spec = _lift_dim(spec, d, f)
+    spec = torch.fft.ifftn(spec, dim=dims_) * math.prod(f for _, f in pairs)
     return spec.real.to(x.dtype)
 
 
