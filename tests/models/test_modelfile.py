@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -192,3 +193,14 @@ def test_loading_valid_files_never_unpickles(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "Unpickler", forbidden)
     load_model_file(path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_model_file_gets_the_umask_mode_not_safetensors_0600(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        out = save_model_file(tmp_path / "m.safetensors", _tiny())
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert mf.sidecar_path(out).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -148,6 +148,17 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (``0o666 & ~umask``)."""
+    with _UMASK_LOCK:  # reading the umask means setting it; no other thread may see the temporary value
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -174,6 +185,9 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
         tmp = Path(tmp_name)
         try:
             yield tmp
+            if tmp.is_file() and not tmp.is_symlink():
+                # some writers (safetensors) create their file 0600; an output gets the umask's usual mode
+                os.chmod(tmp, default_file_mode())
             if final.is_dir() and not final.is_symlink():
                 _check_replaceable_folder(final)
                 shutil.rmtree(final)
