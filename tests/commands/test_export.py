@@ -63,3 +63,15 @@ def test_upscale_engine_option(tmp_path, phantom3d, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit):  # argparse: not a choice
         main(["upscale", str(src), str(tmp_path / "x.nii.gz"), "--model", "kspace-x2", "--engine", "tensorrt"])
+
+
+def test_engine_with_a_baseline_method_is_refused(tmp_path, phantom3d, capsys):
+    from mrisr.io import write_volume
+
+    src = write_volume(phantom3d.with_data(phantom3d.data[:, :, :2]), tmp_path / "in.nii.gz")
+    capsys.readouterr()
+    code = main(["upscale", str(src), str(tmp_path / "x.nii.gz"), "--method", "bicubic", "--scale", "2",
+                 "--engine", "onnx"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "--engine applies to --model" in err[0]
+    assert not (tmp_path / "x.nii.gz").exists()

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--scale is required with --method")
         if args.axis is not None:
             raise ConfigError("--axis applies to --model (a 2D network's slice axis); use --axes with --method")
+        if args.engine is not None:
+            raise ConfigError("--engine applies to --model (what runs the network); --method runs no network")
     elif args.axes:
         raise ConfigError("--axes applies to --method; a model upscales the axes it was trained for")
     try:
