@@ -26,7 +26,7 @@ import numpy as np
 
 from mrisr.data.heldout import write_heldout_cases
 from mrisr.evaluate.results import read_case_scores
-from mrisr.models.flops import flops_per_output_pixel
+from mrisr.models.flops import model_flops_per_output_pixel
 from mrisr.models.modelfile import list_pretrained, read_model_metadata
 
 ZOO = {"kspace-x2": "kspace:scale=2", "kspace-x3": "kspace:scale=3", "kspace-x4": "kspace:scale=4",
@@ -43,9 +43,7 @@ def scores(cases: Path, name: str, degradation: str, out: Path) -> dict[str, dic
 
 
 def flops(name: str) -> float:
-    md = read_model_metadata(name)
-    args = {k: v for k, v in md["args"].items() if k not in ("scale",)}
-    return flops_per_output_pixel(md["arch"], int(md["scale"]), **args)
+    return model_flops_per_output_pixel(read_model_metadata(name))
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from mrisr.models.flops import flops_per_output_pixel
+from mrisr.models.flops import model_flops_per_output_pixel
 from mrisr.models.modelfile import list_pretrained, read_model_metadata
 
 ZOO = ("kspace-x2", "kspace-x3", "kspace-x4", "bicubic-x2", "block-x3", "fast-kspace-x2")
@@ -26,8 +26,7 @@ def main() -> None:
         if not m:
             print(f"| `{name}` | no held-out figures | | | | | | | | | |")
             continue
-        args = {k: v for k, v in md["args"].items() if k != "scale"}
-        kflops = flops_per_output_pixel(md["arch"], int(md["scale"]), **args) / 1e3
+        kflops = model_flops_per_output_pixel(md) / 1e3
         td = md.get("training_data", {})
         print(f"| `{name}` | {md['arch']} | {md['num_parameters'] / 1e3:.0f} k | {kflops:.1f} | `{md['degradation']}` | "
               f"{td.get('steps')} ({td.get('budget') or '?'}) | "

@@ -18,3 +18,12 @@ def test_flop_count_matches_hand_arithmetic():
     macs_per_pixel = 25 * 8 + 8 * 4 + 9 * 4 * 4 + 4 * 8 + 9 * 8 * 4
     assert flops == 2 * 64 * macs_per_pixel
     assert params > 0
+
+
+def test_model_file_flops_match_the_architecture_count():
+    """The FLOPs read from a model file's metadata are those of the architecture it names."""
+    from mrisr.models.flops import flops_per_output_pixel, model_flops_per_output_pixel
+
+    meta = {"arch": "fast", "scale": 2, "args": {"scale": 2, "channels": 8, "shrink": 4, "n_layers": 1}}
+    assert model_flops_per_output_pixel(meta) == flops_per_output_pixel("fast", 2, channels=8, shrink=4, n_layers=1)
+    assert model_flops_per_output_pixel(meta) < model_flops_per_output_pixel({**meta, "args": {"channels": 16}})

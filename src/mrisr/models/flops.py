@@ -7,7 +7,7 @@ PyTorch's counter, one multiply-add is 2 FLOPs and only convolutions and matrix 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,3 +36,10 @@ def flops_per_output_pixel(name: str, scale: int, lr_size: Sequence[int] = (64, 
     for n in lr_size:
         out_pixels *= n * scale
     return flops / out_pixels
+
+
+def model_flops_per_output_pixel(metadata: Mapping[str, Any]) -> float:
+    """FLOPs per output pixel of the 2D generator a model file describes (its ``arch``, ``scale`` and ``args``,
+    as :func:`mrisr.models.modelfile.read_model_metadata` returns them)."""
+    args = {k: v for k, v in metadata["args"].items() if k != "scale"}
+    return flops_per_output_pixel(str(metadata["arch"]), int(metadata["scale"]), **args)
