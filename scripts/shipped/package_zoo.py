@@ -138,12 +138,12 @@ def main() -> None:
     dc = bool(getattr(model, "data_consistency", False))
     steps = summary.get("steps", meta.get("training_data", {}).get("step"))
     recipe = f"configs/zoo/{args.name}.yaml"
-    start = (cfg.get("init") or {}).get("generator")
-    if start:  # stage 2 of scripts/shipped/train_zoo.sh: count the run it started from
-        first = Path(start) / "summary.json"
-        before = json.loads(first.read_text()).get("steps", 0) if first.is_file() else 0
-        recipe += f" ({before} steps), then {steps} more from its best EMA weights (scripts/shipped/train_zoo.sh)"
-        steps = before + (steps or 0)
+    earlier = earlier_stages(cfg)
+    if earlier:  # later stages of scripts/shipped/train_zoo.sh: count the runs they started from
+        more = " and ".join(str(n) for n in [*earlier[1:], steps or 0])
+        recipe += (f" ({earlier[0]} steps), then {more} more, each stage from the previous one's best EMA weights "
+                   "(scripts/shipped/train_zoo.sh)")
+        steps = sum(earlier) + (steps or 0)
     extra = {
         "description": cfg.get("description") or f"mrisr zoo model {args.name}: {cfg['model']['generator']['name']} "
         f"x{meta['scale']} for `{degradation}` (residual over {meta['args'].get('residual')}"
@@ -170,6 +170,25 @@ def main() -> None:
     atomic_write_text(pretrained_dir() / f"{args.name}.md", card(args.name, md, table), force=args.force)
     print(card(args.name, md, table))
     print(f"wrote {path}")
+
+
+def earlier_stages(cfg: dict) -> list[int]:
+    """Steps of the runs a training run started from (``init.generator``, followed back to the first stage),
+    first stage first; [] for a run from scratch. A stage stopped early counts the steps it logged."""
+    steps: list[int] = []
+    start = (cfg.get("init") or {}).get("generator")
+    while start:
+        run = Path(start)
+        summary = run / "summary.json"
+        if summary.is_file():
+            steps.append(int(json.loads(summary.read_text()).get("steps", 0)))
+        else:
+            logged = [int(line.split(",", 1)[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]
+                      if line[:1].isdigit()] if (run / "metrics.csv").is_file() else []
+            steps.append(max(logged, default=0))
+        config = run / "config.yaml"
+        start = ((yaml.safe_load(config.read_text()) or {}).get("init") or {}).get("generator") if config.is_file() else None
+    return steps[::-1]
 
 
 def rescore(name: str, data: Path, slab: int, force: bool, reuse: bool = False) -> None:

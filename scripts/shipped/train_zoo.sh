@@ -12,26 +12,35 @@ NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(kspace-x2 fast-kspace-x2 kspace-x3 kspace-x4 bicubic-x2 block-x3)
 [ -f "$DATA/prepared/manifest.json" ] || $BIN/python scripts/data/build_training_set.py "$DATA"
 
-# A second stage (kspace-x2 and fast-kspace-x2): more steps from stage 1's best EMA weights at half the
-# learning rate (a warm restart of the cosine schedule); its best checkpoint ships. Uncalibrated, kspace-x2's
-# second stage lost 0.71 dB to zero-fill on Colin27's axial slab; with the per-scan calibration that inference
-# applies (mrisr.infer.calibrate) its worst held-out case is +0.29 dB and its mean +1.16 dB, so it ships.
-# bicubic-x2's second stage was planned at 6000 steps and stopped at 4200 (its best checkpoint, step 4000, ships);
-# kspace-x4's (4000 steps) raised its mean to +0.70 dB but its worst case fell to -0.97 dB, so stage 1 ships.
-stage2_steps() { case $1 in kspace-x2) echo 2500 ;; fast-kspace-x2) echo 3000 ;; bicubic-x2) echo 6000 ;; *) echo 0 ;; esac; }
+# Later stages: each continues from the previous stage's best EMA weights with a warm restart of the cosine
+# schedule (STEPS:LR pairs, in order); the last stage's best checkpoint ships.
+# - kspace-x2: stage 2 (2500 steps) uncalibrated lost 0.71 dB to zero-fill on Colin27's axial slab; with the
+#   per-scan calibration inference applies (mrisr.infer.calibrate) it was safe, so it shipped; stage 3 adds 12000.
+# - bicubic-x2's stage 2 was planned at 6000 steps and stopped at 4200 (its best checkpoint, step 4000, ships).
+# - block-x3 (800 steps in stage 1) gets 8000 more at the same lr; fast-kspace-x2 20000 more.
+# - kspace-x3 and kspace-x4 ship stage 1: kspace-x4's stage 2 (4000 steps) raised its mean to +0.70 dB but its
+#   worst case fell to -0.97 dB.
+later_stages() {
+    case $1 in
+        kspace-x2) echo "2500:5.0e-4 12000:5.0e-4" ;;
+        fast-kspace-x2) echo "3000:5.0e-4 20000:5.0e-4" ;;
+        bicubic-x2) echo "6000:5.0e-4" ;;
+        block-x3) echo "8000:1.0e-3" ;;
+        *) echo "" ;;
+    esac
+}
 
 one() {
-    local name=$1 start end run steps
+    local name=$1 start end run prev stage=1 steps lr
     start=$(date +%s)
-    OMP_NUM_THREADS=1 $BIN/mrisr train "configs/zoo/$name.yaml" --out "runs/zoo/$name" > "runs/zoo/$name.log" 2>&1
     run="runs/zoo/$name"
-    steps=$(stage2_steps "$name")
-    if [ "$steps" -gt 0 ]; then
-        run="runs/zoo2/$name"
-        OMP_NUM_THREADS=1 $BIN/mrisr train "configs/zoo/$name.yaml" --out "$run" --set "init.generator=runs/zoo/$name" \
-            --set "phases.0.steps=$steps" --set optim.generator.optimizer.lr=5.0e-4 --set "run.name=$name-stage2" \
-            --set validation.every=500 --set checkpoint.every=500 > "$run.log" 2>&1
-    fi
+    OMP_NUM_THREADS=1 $BIN/mrisr train "configs/zoo/$name.yaml" --out "$run" > "$run.log" 2>&1
+    for spec in $(later_stages "$name"); do
+        stage=$((stage + 1)); steps=${spec%%:*}; lr=${spec##*:}; prev=$run; run="runs/zoo/$name-stage$stage"
+        OMP_NUM_THREADS=1 $BIN/mrisr train "configs/zoo/$name.yaml" --out "$run" --set "init.generator=$prev" \
+            --set "phases.0.steps=$steps" --set "optim.generator.optimizer.lr=$lr" --set "run.name=$name-stage$stage" \
+            --set validation.every=1000 --set checkpoint.every=1000 > "$run.log" 2>&1
+    done
     end=$(date +%s)
     $BIN/python scripts/shipped/package_zoo.py "$name" --run "$run" --data "$DATA" --force \
         --budget "$(( (end - start + 59) / 60 )) min wall on 1 CPU thread (2-core machine, $JOBS jobs at once)" \
@@ -39,7 +48,7 @@ one() {
     echo "$name: trained and packaged in $(( end - start )) s ($run.log, $run.card.log)"
 }
 
-mkdir -p runs/zoo runs/zoo2
+mkdir -p runs/zoo
 running=0
 for name in "${NAMES[@]}"; do
     one "$name" &
