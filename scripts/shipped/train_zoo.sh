@@ -15,14 +15,14 @@ NAMES=("$@")
 # Later stages: each continues from the previous stage's best EMA weights with a warm restart of the cosine
 # schedule (STEPS:LR pairs, in order); the last stage's best checkpoint ships.
 # - kspace-x2: stage 2 (2500 steps) uncalibrated lost 0.71 dB to zero-fill on Colin27's axial slab; with the
-#   per-scan calibration inference applies (mrisr.infer.calibrate) it was safe, so it shipped; stage 3 adds 12000.
+#   per-scan calibration inference applies (mrisr.infer.calibrate) it was safe, so it shipped; stages 3 and 4 add 12000 and 8000.
 # - bicubic-x2's stage 2 was planned at 6000 steps and stopped at 4200 (its best checkpoint, step 4000, ships).
 # - block-x3 (800 steps in stage 1) gets 8000 more at the same lr; fast-kspace-x2 20000 more, twice.
 # - kspace-x3 and kspace-x4 ship stage 1: kspace-x4's stage 2 (4000 steps) raised its mean to +0.70 dB but its
 #   worst case fell to -0.97 dB.
 later_stages() {
     case $1 in
-        kspace-x2) echo "2500:5.0e-4 12000:5.0e-4" ;;
+        kspace-x2) echo "2500:5.0e-4 12000:5.0e-4 8000:5.0e-4" ;;
         fast-kspace-x2) echo "3000:5.0e-4 20000:5.0e-4 20000:5.0e-4" ;;
         bicubic-x2) echo "6000:5.0e-4" ;;
         block-x3) echo "8000:1.0e-3" ;;

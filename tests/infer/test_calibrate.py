@@ -133,3 +133,64 @@ def test_a_2d_scan_is_calibrated(phantom2d):
     vol = Volume(phantom2d.data[:64, :64], phantom2d.affine, dict(phantom2d.meta))
     out = upscale_with_model(vol, (_net(loud=20.0), META))
     assert out.shape == (128, 128) and out.meta["history"][-1]["residual_gain"]["gain"] < 0.2
+
+
+def _octave_by_hand(net: torch.nn.Module, y: np.ndarray, f: int) -> float:
+    """Degrade by 2, run the x f network, truncate by f/2 back onto y's grid, least-squares gain vs y."""
+    yt = torch.from_numpy(y)[:, None].double()
+    coarse = kspace_truncate(yt, (2, 2), (-2, -1))
+    with torch.inference_mode():
+        back = kspace_truncate(net(coarse.float()).double(), (f // 2, f // 2), (-2, -1), magnitude=False)
+    base = zerofill_upsample(coarse, (2, 2), (-2, -1))
+    d, t = (back - base).numpy().ravel(), (yt - base).numpy().ravel()
+    return float(np.clip(d @ t / (d @ d), 0.0, 1.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_at_x4_the_gain_is_also_checked_on_the_octave_above_the_band(seed, monkeypatch):
+    from mrisr.infer import calibrate
+    from mrisr.infer.calibrate import octave_gain
+
+    net = _net(seed=seed, loud=3.0, scale=4)
+    y = np.random.default_rng(seed).random((1, 40, 36), dtype=np.float32)
+    meta = {**META, "degradation": "kspace:scale=4"}
+    want = _octave_by_hand(net, y, 4)
+    got = octave_gain(net, y, "kspace:scale=4", (4, 4), torch.device("cpu"))
+    assert got == pytest.approx(want, abs=1e-6)
+    gain, rec = residual_gain(net, [y], meta, slices=1)
+    assert rec["octave_gain"] == pytest.approx(want, abs=1e-4)
+    monkeypatch.setattr(calibrate, "octave_gain", lambda *args: None)
+    coarse_only, rec_coarse = residual_gain(net, [y], meta, slices=1)
+    assert "octave_gain" not in rec_coarse
+    assert gain == pytest.approx(min(want, coarse_only), abs=1e-6)
+
+
+@pytest.mark.parametrize("octave", [0.0, 0.3, 1.0])
+def test_the_calibrated_gain_is_the_more_cautious_of_the_two_estimates(octave, monkeypatch):
+    from mrisr.infer import calibrate
+
+    net = _net(loud=3.0, scale=4)
+    x = torch.from_numpy(np.random.default_rng(5).random((1, 1, 64, 60), dtype=np.float32))
+    with torch.inference_mode():  # a scan the network itself made: the correction is right one scale coarser
+        y = net(x)[:, 0].numpy()
+    meta = {**META, "degradation": "kspace:scale=4"}
+    monkeypatch.setattr(calibrate, "octave_gain", lambda *args: None)
+    coarse, _ = residual_gain(net, [y], meta, slices=1)
+    assert coarse == pytest.approx(1.0, abs=1e-3)  # the scan is what the network makes of its coarse copy
+    monkeypatch.setattr(calibrate, "octave_gain", lambda *args: octave)
+    gain, rec = residual_gain(net, [y], meta, slices=1)
+    assert gain == pytest.approx(min(coarse, octave)) and rec["octave_gain"] == octave
+    assert rec["gain"] == pytest.approx(gain, abs=1e-4)
+
+
+def test_the_octave_check_is_only_for_even_kspace_factors_of_4_and_more():
+    from mrisr.infer.calibrate import octave_gain
+
+    y = np.random.default_rng(0).random((1, 48, 48), dtype=np.float32)
+    cpu = torch.device("cpu")
+    assert octave_gain(_net(scale=2), y, "kspace:scale=2", (2, 2), cpu) is None
+    assert octave_gain(_net(scale=3), y, "kspace:scale=3", (3, 3), cpu) is None
+    assert octave_gain(_net(scale=4), y, "bicubic:scale=4", (4, 4), cpu) is None
+    assert octave_gain(_net(scale=4), y, "kspace:scale=4,window=hamming", (4, 4), cpu) is None
+    assert octave_gain(_net(scale=4), y[:, :14, :14], "kspace:scale=4", (4, 4), cpu) is None  # 7 px after /2
+    assert "octave_gain" not in residual_gain(_net(scale=2), [y], META, slices=1)[1]
