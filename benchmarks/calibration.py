@@ -32,13 +32,16 @@ from mrisr.degrade.kspace import kspace_truncate, zerofill_upsample
 from mrisr.infer.calibrate import residual_gain
 from mrisr.infer.engine import run_slices
 from mrisr.io import read_volume
+from mrisr.metrics.image import psnr as image_psnr
 from mrisr.models.modelfile import load_model_file
 
 CPU = torch.device("cpu")
 
 
 def psnr(x: np.ndarray, ref: np.ndarray, data_range: float) -> float:
-    return float(10 * np.log10(data_range ** 2 / np.mean((x.astype(np.float64) - ref) ** 2)))
+    """PSNR of a whole stack of slices (:func:`mrisr.metrics.image.psnr` over one sample)."""
+    return float(image_psnr(torch.from_numpy(np.asarray(x, np.float64))[None], torch.from_numpy(ref)[None],
+                            data_range)[0])
 
 
 def band_ratios(out: np.ndarray, zf: np.ndarray, ref: np.ndarray, edges: list[float]) -> list[float]:

@@ -14,6 +14,7 @@ the mean and the worst case go into the model file (``test_metrics``) and its ca
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -183,9 +184,11 @@ def earlier_stages(cfg: dict) -> list[int]:
         if summary.is_file():
             steps.append(int(json.loads(summary.read_text()).get("steps", 0)))
         else:
-            logged = [int(line.split(",", 1)[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]
-                      if line[:1].isdigit()] if (run / "metrics.csv").is_file() else []
-            steps.append(max(logged, default=0))
+            metrics, logged = run / "metrics.csv", 0
+            if metrics.is_file():
+                with metrics.open(newline="") as fh:
+                    logged = max((int(r["step"]) for r in csv.DictReader(fh)), default=0)
+            steps.append(logged)
         config = run / "config.yaml"
         start = ((yaml.safe_load(config.read_text()) or {}).get("init") or {}).get("generator") if config.is_file() else None
     return steps[::-1]

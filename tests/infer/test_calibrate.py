@@ -155,7 +155,7 @@ def test_at_x4_the_gain_is_also_checked_on_the_octave_above_the_band(seed, monke
     y = np.random.default_rng(seed).random((1, 40, 36), dtype=np.float32)
     meta = {**META, "degradation": "kspace:scale=4"}
     want = _octave_by_hand(net, y, 4)
-    got = octave_gain(net, y, "kspace:scale=4", (4, 4), torch.device("cpu"))
+    got = octave_gain(net, y, build_degradation("kspace:scale=4"), torch.device("cpu"))
     assert got == pytest.approx(want, abs=1e-6)
     gain, rec = residual_gain(net, [y], meta, slices=1)
     assert rec["octave_gain"] == pytest.approx(want, abs=1e-4)
@@ -188,9 +188,13 @@ def test_the_octave_check_is_only_for_even_kspace_factors_of_4_and_more():
 
     y = np.random.default_rng(0).random((1, 48, 48), dtype=np.float32)
     cpu = torch.device("cpu")
-    assert octave_gain(_net(scale=2), y, "kspace:scale=2", (2, 2), cpu) is None
-    assert octave_gain(_net(scale=3), y, "kspace:scale=3", (3, 3), cpu) is None
-    assert octave_gain(_net(scale=4), y, "bicubic:scale=4", (4, 4), cpu) is None
-    assert octave_gain(_net(scale=4), y, "kspace:scale=4,window=hamming", (4, 4), cpu) is None
-    assert octave_gain(_net(scale=4), y[:, :14, :14], "kspace:scale=4", (4, 4), cpu) is None  # 7 px after /2
+    def octave(scale: int, spec: str, x: np.ndarray = y) -> float | None:
+        return octave_gain(_net(scale=scale), x, build_degradation(spec), cpu)
+
+    assert octave(4, "kspace:scale=4") is not None
+    assert octave(2, "kspace:scale=2") is None
+    assert octave(3, "kspace:scale=3") is None
+    assert octave(4, "bicubic:scale=4") is None
+    assert octave(4, "kspace:scale=4,window=hamming") is None
+    assert octave(4, "kspace:scale=4", y[:, :14, :14]) is None  # 7 px after /2
     assert "octave_gain" not in residual_gain(_net(scale=2), [y], META, slices=1)[1]

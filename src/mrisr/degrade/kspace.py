@@ -106,23 +106,18 @@ def _plan(n: int, f: int, dtype: torch.dtype, device: torch.device) -> tuple[tor
     tensors even when first asked for under ``torch.inference_mode`` (the cache is shared with autograd).
     """
     with torch.inference_mode(False):
-        return _make_plan(n, f, dtype, device)
-
-
-def _make_plan(n: int, f: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                               torch.Tensor, torch.Tensor | None]:
-    big_n, shift = n * f, (f - 1) / 2.0
-    q = _coarse_freqs(n, device)
-    trunc = _phase(q, shift, big_n, dtype)
-    lift = 1.0 / trunc
-    trunc_plus = lift_plus = None
-    if n % 2 == 0:
-        plus = torch.tensor([n // 2], device=device)
-        trunc_plus = _phase(plus, shift, big_n, dtype)
-        lift = lift.clone()
-        lift[n // 2] = lift[n // 2] * 0.5
-        lift_plus = 0.5 / trunc_plus
-    return trunc, trunc_plus, lift, lift_plus
+        big_n, shift = n * f, (f - 1) / 2.0
+        q = _coarse_freqs(n, device)
+        trunc = _phase(q, shift, big_n, dtype)
+        lift = 1.0 / trunc
+        trunc_plus = lift_plus = None
+        if n % 2 == 0:
+            plus = torch.tensor([n // 2], device=device)
+            trunc_plus = _phase(plus, shift, big_n, dtype)
+            lift = lift.clone()
+            lift[n // 2] = lift[n // 2] * 0.5
+            lift_plus = 0.5 / trunc_plus
+        return trunc, trunc_plus, lift, lift_plus
 
 
 def window_weights(n: int, window: str | None, device: torch.device | None = None) -> torch.Tensor:

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from mrisr.degrade.chain import Degradation
 
 #: Slices used for the calibration (evenly spaced over the scan's slices and frames).
 CALIBRATION_SLICES = 24
@@ -71,6 +74,18 @@ def _sample(stacks: list[np.ndarray], k: int) -> np.ndarray:
     return np.stack([stacks[keep[p][0]][keep[p][1]] for p in pick]).astype(np.float32)
 
 
+def _centred(x: np.ndarray, fa: int, fb: int) -> torch.Tensor:
+    """``(k, a, b)`` slices centre-cropped to multiples of ``fa`` x ``fb``, as a ``(k, 1, a', b')`` tensor."""
+    a, b = (x.shape[1] // fa) * fa, (x.shape[2] // fb) * fb
+    oa, ob = (x.shape[1] - a) // 2, (x.shape[2] - b) // 2
+    return torch.from_numpy(np.ascontiguousarray(x[:, oa:oa + a, ob:ob + b]))[:, None]
+
+
+def _clipped_gain(num: float, den: float) -> float:
+    """The least-squares gain ``num / den`` (``<d, t> / <d, d>``) clipped to [0, 1]."""
+    return float(min(1.0, max(0.0, num / den)))
+
+
 def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, Any],
                   device: torch.device | str = "cpu", *, slices: int = CALIBRATION_SLICES,
                   seed: int = 0) -> tuple[float, dict[str, Any]]:
@@ -100,11 +115,9 @@ def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, A
     degradation = build_degradation(str(degradation_of(meta)))
     fa, fb = degradation.factors(2)
     x = _sample(stacks, slices)
-    a, b = (x.shape[1] // fa) * fa, (x.shape[2] // fb) * fb
-    if x.shape[0] == 0 or a // fa < MIN_COARSE_EDGE or b // fb < MIN_COARSE_EDGE:
+    if x.shape[0] == 0 or x.shape[1] // fa < MIN_COARSE_EDGE or x.shape[2] // fb < MIN_COARSE_EDGE:
         return 1.0, {"gain": 1.0, "skipped": "too few or too small slices to degrade once more"}
-    oa, ob = (x.shape[1] - a) // 2, (x.shape[2] - b) // 2
-    y = torch.from_numpy(np.ascontiguousarray(x[:, oa:oa + a, ob:ob + b]))[:, None]
+    y = _centred(x, fa, fb)
     coarse, _ = degradation.apply_tensor(y, np.random.default_rng(seed))
     # the network through the same engine as the scan itself (channels-last, threads, batches)
     net = run_slices(module, np.ascontiguousarray(coarse[:, 0].numpy()), 8, torch.device(device))
@@ -120,12 +133,12 @@ def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, A
             ref += float((t * t).sum())
     if den <= 1e-12 * max(ref, 1e-30) or not math.isfinite(num / den):
         return 1.0, {"gain": 1.0, "skipped": "the network adds nothing at the coarser scale"}
-    gain = float(min(1.0, max(0.0, num / den)))
+    gain = _clipped_gain(num, den)
     err = ref - 2 * gain * num + gain * gain * den
     record: dict[str, Any] = {"gain": round(gain, 4), "slices": int(x.shape[0]),
                               "coarse_degradation": degradation.spec,
                               "coarse_error_vs_baseline": round(err / ref, 4) if ref > 0 else None}
-    octave = octave_gain(module, x, degradation.spec, (fa, fb), torch.device(device))
+    octave = octave_gain(module, x, degradation, torch.device(device))
     if octave is not None:
         record["coarse_gain"] = record["gain"]
         record["octave_gain"] = round(octave, 4)
@@ -135,10 +148,9 @@ def residual_gain(module: nn.Module, stacks: list[np.ndarray], meta: dict[str, A
     return gain, record
 
 
-def octave_gain(module: nn.Module, x: np.ndarray, spec: str, factors: tuple[int, int],
-                device: torch.device) -> float | None:
-    """The gain the correction earns on the first octave above the scan's band (k-space models at even
-    factors of 4 and more; ``None`` otherwise or when the slices are too small).
+def octave_gain(module: nn.Module, x: np.ndarray, degradation: Degradation, device: torch.device) -> float | None:
+    """The gain the correction earns on the first octave above the scan's band (a model trained for one plain
+    k-space truncation at an even factor of 4 or more; ``None`` otherwise or when the slices are too small).
 
     At a large factor ``f`` one more degradation by ``f`` leaves so coarse a copy (a 180 px slice at x4
     gives 11 px) that the network's errors there say little about the real scale. This check degrades the
@@ -149,21 +161,21 @@ def octave_gain(module: nn.Module, x: np.ndarray, spec: str, factors: tuple[int,
     Args:
         module: the 2D residual generator.
         x: ``(k, a, b)`` normalised slices (model input units).
-        spec: the degradation spec (only a plain ``kspace:`` truncation has a band to compare in).
+        degradation: the model's degradation (only a single windowless :class:`KSpaceStep` has a band of
+            k-space to compare in).
         device: where the network runs.
-        factors: the model's in-plane factors.
     """
-    from mrisr.degrade.kspace import kspace_truncate, zerofill_upsample
+    from mrisr.degrade.kspace import KSpaceStep, kspace_truncate, zerofill_upsample
     from mrisr.infer.engine import run_slices
 
-    fa, fb = factors
-    if not spec.startswith("kspace:") or "window" in spec or fa != fb or fa < 4 or fa % 2:
+    fa, fb = degradation.factors(2)
+    steps = degradation.steps
+    if (len(steps) != 1 or not isinstance(steps[0], KSpaceStep) or steps[0].window not in (None, "none")
+            or fa != fb or fa < 4 or fa % 2):
         return None
-    a, b = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2
-    if a // 2 < MIN_COARSE_EDGE or b // 2 < MIN_COARSE_EDGE:
+    if x.shape[1] // 2 < MIN_COARSE_EDGE or x.shape[2] // 2 < MIN_COARSE_EDGE:
         return None
-    oa, ob = (x.shape[1] - a) // 2, (x.shape[2] - b) // 2
-    y = torch.from_numpy(np.ascontiguousarray(x[:, oa:oa + a, ob:ob + b]))[:, None].double()
+    y = _centred(x, 2, 2).double()
     with torch.inference_mode():
         coarse = kspace_truncate(y, [2, 2], [2, 3])
         net = torch.from_numpy(run_slices(module, np.ascontiguousarray(coarse[:, 0].float().numpy()), 8,
@@ -174,7 +186,7 @@ def octave_gain(module: nn.Module, x: np.ndarray, spec: str, factors: tuple[int,
         den = float((d * d).sum())
         if den <= 1e-12 * max(float((t * t).sum()), 1e-30):
             return None
-        return float(min(1.0, max(0.0, float((d * t).sum()) / den)))
+        return _clipped_gain(float((d * t).sum()), den)
 
 
 def with_residual_gain(module: nn.Module, gain: float) -> nn.Module:
